@@ -1,0 +1,162 @@
+"""Stage `download`: fetch the dataset's splits, verify SHA-256, write data/raw/<split>.txt.
+
+All splits are fetched into a temporary folder beside data/raw and renamed into place only
+when every file has arrived intact and parses, so a failure leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+from requests.adapters import HTTPAdapter
+from tqdm import tqdm
+from urllib3.util.retry import Retry
+
+from pipeline.conll import RAW_DIR, read_conll
+from pipeline.errors import PipelineError, exits_cleanly
+from pipeline.params import DataParams, load_params
+from pipeline.paths import resolve_local
+
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    url: str
+    sha256: str | None
+    local_name: str  # path inside a local source folder laid out like ../shared/data
+
+
+_DAVIDSBATISTA = "https://raw.githubusercontent.com/davidsbatista/NER-datasets/dcb6c7439a7de43abc2448bad5b1d81a47f26c0d/CONLL2003"
+_CROSSWEIGH = "https://raw.githubusercontent.com/ZihanWangKi/CrossWeigh/77d0c2dbf1a039211426f0fecb11daabba8e7bd1/data"
+
+DATASETS = {
+    "conll2003": {
+        "train": RemoteFile(f"{_DAVIDSBATISTA}/train.txt",
+                            "c99b26852dabf57ca9d30a0e892b84544cc8962003151e14a71077c55dc66db5", "conll2003/train.txt"),
+        "dev": RemoteFile(f"{_DAVIDSBATISTA}/valid.txt",
+                          "f1f6469322876887de1d04acd43c59b02f59d5b02acf42c027132fa1bf349cb2", "conll2003/valid.txt"),
+        "test": RemoteFile(f"{_DAVIDSBATISTA}/test.txt",
+                           "82e0c72d262f86ad3e78b15c5d980bbf87cb205aa4bf6d2d97643f463f8d7ff7", "conll2003/test.txt"),
+        # CoNLL++ (Wang et al. 2019): the CoNLL-2003 test set with about 5% of sentences' labels corrected
+        "test_pp": RemoteFile(f"{_CROSSWEIGH}/conllpp_test.txt",
+                              "4eb3b5114787d0df24087e9c9dfc956abf4cfd5e201bc1056b48ff4f7b37c0e8", "conllpp/conllpp_test.txt"),
+    }
+}
+
+
+def is_url(location: str) -> bool:
+    return urlparse(location).scheme in ("http", "https")
+
+
+def http_session(retries: int = 4, backoff: float = 0.5) -> requests.Session:
+    """A session that retries connection errors and transient HTTP statuses with exponential backoff."""
+    retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
+                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",), raise_on_status=False)
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+def download_url(url: str, dest: Path, session: requests.Session, timeout: float = 30) -> str:
+    """Stream `url` into `dest` with a progress bar; return the SHA-256 of what arrived."""
+    digest = hashlib.sha256()
+    try:
+        with session.get(url, stream=True, timeout=timeout) as response:
+            if response.status_code != 200:
+                raise PipelineError(f"{url}: HTTP {response.status_code} {response.reason}")
+            expected = response.headers.get("Content-Length")
+            received = 0
+            with open(dest, "wb") as file, tqdm(total=int(expected) if expected else None, unit="B",
+                                                unit_scale=True, desc=Path(urlparse(url).path).name) as bar:
+                for chunk in response.iter_content(CHUNK):
+                    file.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except requests.exceptions.RequestException as error:
+        raise PipelineError(f"{url}: download failed ({type(error).__name__}: {error})") from None
+    if expected is not None and received != int(expected):
+        raise PipelineError(f"{url}: truncated download ({received} of {expected} bytes)")
+    return digest.hexdigest()
+
+
+def copy_local(path: Path, dest: Path) -> str:
+    """Copy a local file into `dest`; return its SHA-256."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as source, open(dest, "wb") as file:
+            while chunk := source.read(CHUNK):
+                file.write(chunk)
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: file not found") from None
+    except OSError as error:
+        raise PipelineError(f"{path}: cannot read ({error.strerror})") from None
+    return digest.hexdigest()
+
+
+def split_sources(data: DataParams) -> dict[str, tuple[str, str | None]]:
+    """Where each split comes from (URL or local path) and its expected SHA-256 (None: not checked)."""
+    if data.dataset == "custom":
+        return {split: (location if is_url(location) else str(resolve_local(location)), None)
+                for split, location in data.files.items()}
+    files = DATASETS[data.dataset]
+    if data.source == "default":
+        return {split: (f.url, f.sha256) for split, f in files.items()}
+    folder = resolve_local(data.source)
+    if not folder.is_dir():
+        raise PipelineError(f"params.yaml: data.source: {folder} is not a folder (use 'default' or a local folder)")
+    return {split: (str(folder / f.local_name), f.sha256) for split, f in files.items()}
+
+
+def fetch_split(location: str, expected_sha256: str | None, dest: Path, session: requests.Session) -> str:
+    sha256 = download_url(location, dest, session) if is_url(location) else copy_local(Path(location), dest)
+    if expected_sha256 and sha256 != expected_sha256:
+        raise PipelineError(f"{location}: SHA-256 mismatch: expected {expected_sha256}, got {sha256}")
+    return sha256
+
+
+def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Session | None = None) -> dict:
+    """Fetch, verify and parse every split, then move them into `out_dir` in one rename."""
+    sources = split_sources(data)
+    session = session or http_session()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        manifest = {}
+        for split, (location, expected) in sources.items():
+            dest = staging / f"{split}.txt"
+            sha256 = fetch_split(location, expected, dest, session)
+            # fail now, naming the source's line, rather than in a later stage
+            sentences = read_conll(dest, name=location)
+            manifest[split] = {"source": location, "sha256": sha256, "sentences": len(sentences),
+                               "tokens": sum(len(s.tokens) for s in sentences)}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        staging.chmod(0o755)  # mkdtemp makes it private
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        return manifest
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+@exits_cleanly
+def main() -> None:
+    params = load_params()
+    manifest = download(params.data)
+    for split, info in manifest.items():
+        print(f"{split}: {info['sentences']} sentences, {info['tokens']} tokens from {info['source']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The taggers, built from parts: a token encoder (strings -> ids, inside the graph), a network
+(word embedding [+ char encoder] -> bidirectional RNN -> per-token softmax) and a tag decoder.
+
+The saved tagger chains all three, so it takes raw token strings and returns tag strings:
+inference needs no vocabulary files. Training runs the network on ids that the encoder
+computes in the tf.data pipeline, off the network's critical path.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from pipeline.params import ModelParams
+
+PAD = ""  # padding token; also the StringLookup mask token, so it maps to id 0
+CHAR_ENCODERS = ("none", "cnn")
+RNN_LAYERS = {"simple": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.LSTM}
+
+
+@keras.saving.register_keras_serializable(package="ner")
+class Lowercase(layers.Layer):
+    """Lower-cases token strings (Unicode-aware), for a lower-cased word vocabulary."""
+
+    def call(self, tokens):
+        return tf.strings.lower(tokens, encoding="utf-8")
+
+
+@keras.saving.register_keras_serializable(package="ner")
+class CharSplit(layers.Layer):
+    """(batch, time) token strings -> (batch, time, max_word_length) character strings, PAD-padded."""
+
+    def __init__(self, max_word_length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_word_length = max_word_length
+
+    def call(self, tokens):
+        chars = tf.strings.unicode_split(tokens, "UTF-8")[:, :, : self.max_word_length]
+        return chars.to_tensor(default_value=PAD, shape=[None, None, self.max_word_length])
+
+    def get_config(self):
+        return {**super().get_config(), "max_word_length": self.max_word_length}
+
+
+@keras.saving.register_keras_serializable(package="ner")
+class CharCNN(layers.Layer):
+    """Char embedding -> Conv1D -> max-pool over each token's characters (Ma & Hovy 2016).
+
+    (batch, time, chars) char ids -> (batch, time, filters). Padding characters (id 0) are
+    left out of the max, so a token's features do not depend on how much it was padded.
+    """
+
+    def __init__(self, n_chars: int, char_dim: int, filters: int, kernel_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_chars, self.char_dim, self.filters, self.kernel_size = n_chars, char_dim, filters, kernel_size
+        self.embedding = layers.Embedding(n_chars, char_dim, name="char_embedding")
+        self.conv = layers.Conv1D(filters, kernel_size, padding="same", activation="tanh", name="char_conv")
+
+    def build(self, input_shape):
+        self.embedding.build((None, input_shape[-1]))
+        self.conv.build((None, input_shape[-1], self.char_dim))
+
+    def call(self, char_ids):
+        shape = ops.shape(char_ids)
+        flat = ops.reshape(char_ids, (-1, shape[2]))  # one row per token
+        features = self.conv(self.embedding(flat))
+        is_char = ops.expand_dims(ops.not_equal(flat, 0), -1)
+        pooled = ops.max(ops.where(is_char, features, -2.0), axis=1)  # tanh > -1, so -2 never wins
+        pooled = ops.where(pooled < -1.5, 0.0, pooled)  # padding tokens (no characters) -> zeros
+        return ops.reshape(pooled, (shape[0], shape[1], self.filters))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "n_chars": self.n_chars, "char_dim": self.char_dim,
+                "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="ner")
+class TagDecoder(layers.Layer):
+    """Per-token tag probabilities -> tag strings (argmax); PAD where the input token is padding."""
+
+    def __init__(self, tags: list[str], **kwargs):
+        super().__init__(**kwargs)
+        self.tags = list(tags)
+        self.supports_masking = True  # the RNN's padding mask passes through harmlessly
+
+    def call(self, inputs):
+        probabilities, tokens = inputs
+        tags = tf.gather(tf.constant(self.tags), tf.argmax(probabilities, axis=-1))
+        return tf.where(tokens == PAD, PAD, tags)
+
+    def get_config(self):
+        return {**super().get_config(), "tags": self.tags}
+
+
+def build_encoder(words: list[str], chars: list[str] | None, lowercase: bool, max_word_length: int) -> keras.Model:
+    """Token strings -> {"word_ids", "char_ids" (when `chars` is given)}; unknown words/chars -> id 1."""
+    tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
+    word_keys = Lowercase(name="lowercase")(tokens) if lowercase else tokens
+    outputs = {"word_ids": layers.StringLookup(vocabulary=words, mask_token=PAD, name="word_lookup")(word_keys)}
+    if chars is not None:
+        char_strings = CharSplit(max_word_length, name="char_split")(tokens)
+        outputs["char_ids"] = layers.StringLookup(vocabulary=chars, mask_token=PAD, name="char_lookup")(char_strings)
+    return keras.Model(tokens, outputs, name="token_encoder")
+
+
+def build_network(n_words: int, n_chars: int | None, n_tags: int, params: ModelParams) -> keras.Model:
+    """Ids -> per-token tag probabilities. `n_chars=None` gives the baseline (no char features).
+
+    `n_words`/`n_chars` count the lookup's ids: vocabulary + padding + OOV.
+    """
+    word_ids = keras.Input(shape=(None,), dtype="int64", name="word_ids")
+    inputs = {"word_ids": word_ids}
+    features = layers.Embedding(n_words, params.word_dim, mask_zero=True, name="word_embedding")(word_ids)
+    if n_chars is not None:
+        char_ids = keras.Input(shape=(None, None), dtype="int64", name="char_ids")
+        inputs["char_ids"] = char_ids
+        char_features = CharCNN(n_chars, params.char_dim, params.char_filters, params.char_kernel_size,
+                                name="char_cnn")(char_ids)
+        features = layers.Concatenate(name="word_and_char_features")([features, char_features])
+    x = layers.Dropout(params.dropout, name="input_dropout")(features)
+    rnn = RNN_LAYERS[params.cell](params.units, return_sequences=True, name=params.cell)
+    x = layers.Bidirectional(rnn, name="bidirectional")(x)
+    x = layers.Dropout(params.dropout, name="output_dropout")(x)
+    probabilities = layers.Dense(n_tags, activation="softmax", name="tag_softmax")(x)
+    return keras.Model(inputs, probabilities, name="network")
+
+
+def build_tagger(encoder: keras.Model, network: keras.Model, tags: list[str]) -> keras.Model:
+    """Token strings (batch, time), PAD-padded -> tag strings (batch, time)."""
+    tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
+    probabilities = network(encoder(tokens))
+    return keras.Model(tokens, TagDecoder(tags, name="tag_decoder")([probabilities, tokens]), name="tagger")
+
+
+def pad_batch(sentences: list[list[str]]) -> np.ndarray:
+    width = max(len(tokens) for tokens in sentences)
+    return np.array([tokens + [PAD] * (width - len(tokens)) for tokens in sentences], dtype=object)
+
+
+def tag_sentences(tagger: keras.Model, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+    """Tag every token of every sentence (no truncation), batching sentences of similar length."""
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    tagged: list[list[str]] = [[] for _ in sentences]
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        tags = tagger.predict_on_batch(pad_batch([sentences[i] for i in indices]))
+        for row, i in enumerate(indices):
+            tagged[i] = [tag.decode("utf-8") for tag in tags[row, : len(sentences[i])]]
+    return tagged

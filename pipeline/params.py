@@ -1,0 +1,100 @@
+"""params.yaml, validated: every key is required (params.yaml is the one source of defaults),
+unknown keys and bad values stop the stage with a message naming the key."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import PipelineError
+
+SPLITS = ("train", "dev", "test", "test_pp")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    dataset: Literal["conll2003", "custom"]
+    # "default": the dataset's public URLs; otherwise a local folder laid out like ../shared/data
+    source: str
+    # only for dataset "custom": split name -> path or URL (train, dev and test are required)
+    files: Optional[dict[Literal["train", "dev", "test", "test_pp"], str]] = None
+    limit: Optional[int] = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def files_match_dataset(self):
+        if self.dataset == "custom":
+            missing = [s for s in ("train", "dev", "test") if not self.files or s not in self.files]
+            if missing:
+                raise ValueError(f"dataset 'custom' needs data.files.{missing[0]} (train, dev and test)")
+        elif self.files:
+            raise ValueError("data.files is only used with dataset 'custom'")
+        return self
+
+
+class VocabParams(Section):
+    min_count: int = Field(ge=1)
+    lowercase: bool
+
+
+class CharVocabParams(Section):
+    min_count: int = Field(ge=1)
+    max_word_length: int = Field(ge=1)
+
+
+class ModelParams(Section):
+    word_dim: int = Field(ge=1)
+    cell: Literal["simple", "gru", "lstm"]
+    units: int = Field(ge=1)
+    dropout: float = Field(ge=0, lt=1)
+    char_dim: int = Field(ge=1)
+    char_filters: int = Field(ge=1)
+    char_kernel_size: int = Field(ge=1)
+
+
+class TrainParams(Section):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    clipnorm: Optional[float] = Field(gt=0)
+    patience: int = Field(ge=1)
+    seed: int = Field(ge=0)
+
+
+class EvaluateParams(Section):
+    bootstrap_resamples: int = Field(ge=1000)
+    seed: int = Field(ge=0)
+    batch_size: int = Field(ge=1)
+
+
+class Params(Section):
+    data: DataParams
+    vocab: VocabParams
+    char_vocab: CharVocabParams
+    model: ModelParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: file not found") from None
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path}: not valid YAML: {error}") from None
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            # drop pydantic's internal names (e.g. a validator's) and keep the params key
+            key = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}" if key else message)
+        raise PipelineError(f"{path}: " + "; ".join(problems)) from None

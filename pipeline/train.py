@@ -1,0 +1,162 @@
+"""Stage `train@<model>`: train one tagger -> models/<model>/ (the tagger, its history, its MLflow run).
+
+Both taggers share every setting; `char_cnn` adds the char-CNN token features, nothing else.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import mlflow
+import tensorflow as tf
+
+from pipeline.char_vocab import CHARS_FILE
+from pipeline.conll import Sentence, check_known_tags, load_split, split_path, write_text_atomic
+from pipeline.errors import PipelineError, exits_cleanly
+from pipeline.metrics import score
+from pipeline.model import PAD, build_encoder, build_network, build_tagger, tag_sentences
+from pipeline.params import Params, load_params
+from pipeline.tracking import flat_params, run_tags, start_experiment
+from pipeline.vocab import TAGS_FILE, WORDS_FILE, read_list
+
+MODELS = {"baseline": "none", "char_cnn": "cnn"}  # model name -> char encoder
+MODELS_DIR = Path("models")
+TAGGER_FILE = "tagger.keras"
+SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "history.csv"
+LENGTH_BUCKETS = [8, 16, 24, 32, 48, 64]  # sentence lengths; a batch holds sentences of one bucket
+
+
+def make_dataset(sentences: list[Sentence], encoder: keras.Model, tags: list[str], batch_size: int,
+                 shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """(ids, tag ids, weights) batches of sentences of similar length; weight 0 marks padding."""
+    tag_ids = {tag: i for i, tag in enumerate(tags)}
+    # all sentences as flat tensors plus (start, length) per sentence: dense elements for padded batching
+    tokens = tf.constant([token for s in sentences for token in s.tokens], dtype=tf.string)
+    labels = tf.constant([tag_ids[tag] for s in sentences for tag in s.tags], dtype=tf.int32)
+    lengths = [len(s.tokens) for s in sentences]
+    starts = list(itertools.accumulate([0] + lengths[:-1]))
+    dataset = tf.data.Dataset.from_tensor_slices((starts, lengths))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(sentences), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda start, length: (tokens[start : start + length], labels[start : start + length]))
+    dataset = dataset.bucket_by_sequence_length(
+        lambda tokens, labels: tf.shape(tokens)[0], LENGTH_BUCKETS, [batch_size] * (len(LENGTH_BUCKETS) + 1),
+        padded_shapes=([None], [None]), padding_values=(PAD, 0))
+    encode = lambda tokens, labels: (encoder(tokens), labels, tf.cast(tokens != PAD, tf.float32))
+    return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+class DevF1(keras.callbacks.Callback):
+    """Puts the dev set's entity F1 into the epoch logs as `val_f1`, for early stopping and logging."""
+
+    def __init__(self, tagger: keras.Model, dev: list[Sentence], batch_size: int):
+        super().__init__()
+        self.tagger, self.batch_size = tagger, batch_size
+        self.tokens, self.gold = [s.tokens for s in dev], [s.tags for s in dev]
+
+    def on_epoch_end(self, epoch, logs=None):
+        predicted = tag_sentences(self.tagger, self.tokens, self.batch_size)
+        logs["val_f1"] = score(self.gold, predicted)["f1"]
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Keeps the learning curve and logs it to the active MLflow run, one step per epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, "train_loss": float(logs["loss"]), "dev_f1": float(logs["val_f1"]),
+               "seconds": time.perf_counter() - self.started}
+        self.rows.append(row)
+        mlflow.log_metrics({"train_loss": row["train_loss"], "val_f1": row["dev_f1"],
+                            "epoch_seconds": row["seconds"]}, step=row["epoch"])
+
+
+def train_tagger(name: str, params: Params, train: list[Sentence], dev: list[Sentence], words: list[str],
+                 chars: list[str], tags: list[str]) -> tuple[keras.Model, list[dict]]:
+    """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve."""
+    keras.utils.set_random_seed(params.train.seed)
+    tf.config.experimental.enable_op_determinism()
+    with_chars = MODELS[name] == "cnn"
+    encoder = build_encoder(words, chars if with_chars else None, params.vocab.lowercase,
+                            params.char_vocab.max_word_length)
+    # lookup ids = vocabulary + padding + OOV
+    network = build_network(len(words) + 2, len(chars) + 2 if with_chars else None, len(tags), params.model)
+    tagger = build_tagger(encoder, network, tags)
+    network.compile(optimizer=keras.optimizers.Adam(params.train.learning_rate, clipnorm=params.train.clipnorm),
+                    loss=keras.losses.SparseCategoricalCrossentropy())
+    recorder = EpochRecorder()
+    callbacks = [DevF1(tagger, dev, params.evaluate.batch_size),
+                 keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=params.train.patience,
+                                               restore_best_weights=True),
+                 recorder]
+    batches = make_dataset(train, encoder, tags, params.train.batch_size, shuffle_seed=params.train.seed)
+    network.fit(batches, epochs=params.train.epochs, callbacks=callbacks, verbose=2)
+    return tagger, recorder.rows
+
+
+def save_model_folder(folder: Path, tagger: keras.Model, history: list[dict], summary: dict) -> None:
+    """Write the model folder through a staging folder and one rename: never half a model."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        tagger.save(staging / TAGGER_FILE)
+        with open(staging / HISTORY_FILE, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+        write_text_atomic(staging / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        staging.chmod(0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}")
+    name = parser.parse_args(argv).model
+    if name not in MODELS:
+        raise PipelineError(f"unknown model {name!r} (expected one of: {', '.join(MODELS)})")
+    params = load_params()
+    words, chars, tags = read_list(WORDS_FILE), read_list(CHARS_FILE), read_list(TAGS_FILE)
+    train, dev = load_split("train", params.data.limit), load_split("dev", params.data.limit)
+    check_known_tags(dev, set(tags), str(split_path("dev")))
+
+    start_experiment()
+    with mlflow.start_run(run_name=name, tags={**run_tags(f"train@{name}"), "model": name}) as run:
+        mlflow.log_params({**flat_params(params), "model_name": name, "char_encoder": MODELS[name],
+                           "n_words": len(words), "n_chars": len(chars), "n_tags": len(tags),
+                           "train_sentences": len(train)})
+        started = time.perf_counter()
+        tagger, history = train_tagger(name, params, train, dev, words, chars, tags)
+        seconds = time.perf_counter() - started
+        best = max(history, key=lambda row: row["dev_f1"])
+        summary = {"model": name, "mlflow_run_id": run.info.run_id, "best_epoch": best["epoch"],
+                   "best_dev_f1": best["dev_f1"], "epochs_run": len(history), "train_seconds": round(seconds, 1),
+                   "train_tokens_per_second": round(sum(len(s.tokens) for s in train) * len(history) / seconds)}
+        mlflow.log_metrics({"best_epoch": best["epoch"], "train_seconds": seconds})
+        save_model_folder(MODELS_DIR / name, tagger, history, summary)
+        mlflow.keras.log_model(tagger, name="model")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
