@@ -70,6 +70,10 @@ class CharCNN(layers.Layer):
         pooled = ops.where(pooled < -1.5, 0.0, pooled)  # padding tokens (no characters) -> zeros
         return ops.reshape(pooled, (shape[0], shape[1], self.filters))
 
+    def compute_mask(self, char_ids, mask=None):
+        # padding tokens have no characters; without this mask, Concatenate would unmask them
+        return ops.any(ops.not_equal(char_ids, 0), axis=-1)
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:2], self.filters)
 

@@ -5,12 +5,15 @@ Both taggers share every setting; `char_cnn` adds the char-CNN token features, n
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import itertools
 import json
+import math
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import keras
@@ -50,6 +53,10 @@ def make_dataset(sentences: list[Sentence], encoder: keras.Model, tags: list[str
     dataset = dataset.bucket_by_sequence_length(
         lambda tokens, labels: tf.shape(tokens)[0], LENGTH_BUCKETS, [batch_size] * (len(LENGTH_BUCKETS) + 1),
         padded_shapes=([None], [None]), padding_values=(PAD, 0))
+    # tell Keras the epoch's length (bucketing hides it), for its progress bar and end-of-data check
+    per_bucket = Counter(bisect.bisect_right(LENGTH_BUCKETS, length) for length in lengths)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(
+        sum(math.ceil(count / batch_size) for count in per_bucket.values())))
     encode = lambda tokens, labels: (encoder(tokens), labels, tf.cast(tokens != PAD, tf.float32))
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -81,8 +88,9 @@ class EpochRecorder(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, "train_loss": float(logs["loss"]), "dev_f1": float(logs["val_f1"]),
                "seconds": time.perf_counter() - self.started}
         self.rows.append(row)
-        mlflow.log_metrics({"train_loss": row["train_loss"], "val_f1": row["dev_f1"],
-                            "epoch_seconds": row["seconds"]}, step=row["epoch"])
+        if mlflow.active_run():
+            mlflow.log_metrics({"train_loss": row["train_loss"], "val_f1": row["dev_f1"],
+                                "epoch_seconds": row["seconds"]}, step=row["epoch"])
 
 
 def train_tagger(name: str, params: Params, train: list[Sentence], dev: list[Sentence], words: list[str],
@@ -104,7 +112,7 @@ def train_tagger(name: str, params: Params, train: list[Sentence], dev: list[Sen
                                                restore_best_weights=True),
                  recorder]
     batches = make_dataset(train, encoder, tags, params.train.batch_size, shuffle_seed=params.train.seed)
-    network.fit(batches, epochs=params.train.epochs, callbacks=callbacks, verbose=2)
+    network.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled above
     return tagger, recorder.rows
 
 
@@ -154,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
                    "train_tokens_per_second": round(sum(len(s.tokens) for s in train) * len(history) / seconds)}
         mlflow.log_metrics({"best_epoch": best["epoch"], "train_seconds": seconds})
         save_model_folder(MODELS_DIR / name, tagger, history, summary)
-        mlflow.keras.log_model(tagger, name="model")
+        mlflow.keras.log_model(tagger, name="model", pip_requirements=[
+            f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
     print(json.dumps(summary))
 
 

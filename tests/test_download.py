@@ -1,0 +1,164 @@
+"""The download stage against a real HTTP server on 127.0.0.1 serving the shared CoNLL files."""
+import hashlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pipeline import download as download_module
+from pipeline.download import DATASETS, RemoteFile, download, http_session
+from pipeline.errors import PipelineError
+from pipeline.params import DataParams
+
+DEFAULT = DataParams(dataset="conll2003", source="default", files=None, limit=None)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """/files/<path>: the file; /truncated/<path>: half the body under the full Content-Length;
+    /flaky/<path>: 503 on the first request, then the file; anything else: 404."""
+
+    root: Path
+    flaky_seen: set = set()
+
+    def do_GET(self):
+        kind, _, rest = self.path.lstrip("/").partition("/")
+        path = self.root / rest
+        if kind == "flaky" and rest not in self.flaky_seen:
+            self.flaky_seen.add(rest)
+            self.send_error(503)
+            return
+        if kind not in ("files", "truncated", "flaky") or not path.is_file():
+            self.send_error(404)
+            return
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if kind == "truncated" else body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(shared_data):
+    Handler.root = shared_data
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def serve_dataset(monkeypatch, server, route="files", swap=None):
+    """Point the built-in dataset's URLs at the local server (optionally one split at another file)."""
+    files = {split: RemoteFile(f"{server}/{route}/{f.local_name}", f.sha256, f.local_name)
+             for split, f in DATASETS["conll2003"].items()}
+    if swap:
+        split, local_name = swap
+        files[split] = RemoteFile(f"{server}/files/{local_name}", files[split].sha256, local_name)
+    monkeypatch.setitem(DATASETS, "conll2003", files)
+
+
+def fast_session():
+    return http_session(retries=2, backoff=0)
+
+
+def leftovers(folder: Path):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_downloads_every_split_and_verifies_checksums(monkeypatch, server, tmp_path, shared_data):
+    serve_dataset(monkeypatch, server)
+    manifest = download(DEFAULT, tmp_path / "raw", fast_session())
+    assert leftovers(tmp_path) == ["raw"]
+    assert leftovers(tmp_path / "raw") == ["dev.txt", "manifest.json", "test.txt", "test_pp.txt", "train.txt"]
+    assert (tmp_path / "raw/train.txt").read_bytes() == (shared_data / "conll2003/train.txt").read_bytes()
+    assert manifest["test_pp"]["sentences"] == 3453 and manifest["train"]["tokens"] == 203621
+
+
+def test_checksum_mismatch_stops_and_keeps_the_previous_download(monkeypatch, server, tmp_path):
+    serve_dataset(monkeypatch, server, swap=("train", "conllpp/conllpp_train.txt"))
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw/train.txt").write_text("previous")
+    with pytest.raises(PipelineError, match=r"conllpp_train.txt: SHA-256 mismatch: expected c99b2685"):
+        download(DEFAULT, tmp_path / "raw", fast_session())
+    assert leftovers(tmp_path) == ["raw"] and (tmp_path / "raw/train.txt").read_text() == "previous"
+
+
+def test_http_404_names_the_url(monkeypatch, server, tmp_path):
+    serve_dataset(monkeypatch, server, swap=("dev", "conll2003/nope.txt"))
+    with pytest.raises(PipelineError, match=r"http://127\.0\.0\.1:\d+/files/conll2003/nope.txt: HTTP 404"):
+        download(DEFAULT, tmp_path / "raw", fast_session())
+    assert leftovers(tmp_path) == []
+
+
+def test_truncated_body_is_an_error(monkeypatch, server, tmp_path):
+    serve_dataset(monkeypatch, server, route="truncated")
+    with pytest.raises(PipelineError, match=r"/truncated/conll2003/train.txt: (truncated|download failed)"):
+        download(DEFAULT, tmp_path / "raw", http_session(retries=0))
+    assert leftovers(tmp_path) == []
+
+
+def test_transient_server_errors_are_retried(monkeypatch, server, tmp_path):
+    serve_dataset(monkeypatch, server, route="flaky")
+    download(DEFAULT, tmp_path / "raw", fast_session())
+    assert len(leftovers(tmp_path / "raw")) == 5
+
+
+def test_unreachable_host(monkeypatch, tmp_path):
+    import socket
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setitem(DATASETS, "conll2003", {"train": RemoteFile(f"http://127.0.0.1:{port}/train.txt", None, "x")})
+    with pytest.raises(PipelineError, match=rf"127.0.0.1:{port}/train.txt: download failed \(ConnectionError"):
+        download(DEFAULT, tmp_path / "raw", fast_session())
+    assert leftovers(tmp_path) == []
+
+
+def test_local_folder_source(shared_data, tmp_path):
+    download(DEFAULT.model_copy(update={"source": str(shared_data)}), tmp_path / "raw")
+    digest = hashlib.sha256((tmp_path / "raw/test_pp.txt").read_bytes()).hexdigest()
+    assert digest == DATASETS["conll2003"]["test_pp"].sha256
+
+
+def test_local_folder_with_a_missing_file(tmp_path, shared_data):
+    folder = tmp_path / "mirror" / "conll2003"
+    folder.mkdir(parents=True)
+    (folder / "train.txt").write_bytes((shared_data / "conll2003/train.txt").read_bytes())
+    with pytest.raises(PipelineError, match=r"mirror/conll2003/valid.txt: file not found"):
+        download(DEFAULT.model_copy(update={"source": str(tmp_path / "mirror")}), tmp_path / "raw")
+    assert leftovers(tmp_path) == ["mirror"]
+
+
+def test_custom_dataset_from_paths_and_urls_without_checksums(server, tmp_path, shared_data):
+    own = tmp_path / "own_test.txt"
+    own.write_text("Berlin NNP B-LOC\nis VBZ O\n\nAcme NNP B-ORG\n")
+    data = DataParams(dataset="custom", source="default", limit=None, files={
+        "train": f"{server}/files/conll2003/train.txt", "dev": str(shared_data / "conll2003/valid.txt"),
+        "test": str(own)})
+    manifest = download(data, tmp_path / "raw", fast_session())
+    assert set(manifest) == {"train", "dev", "test"} and manifest["test"]["sentences"] == 2
+
+
+def test_malformed_custom_file_names_its_source_line(tmp_path, shared_data):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Berlin NNP B-LOC\nis VBZ Q-LOC\n")
+    data = DataParams(dataset="custom", source="default", limit=None, files={
+        "train": str(bad), "dev": str(bad), "test": str(bad)})
+    with pytest.raises(PipelineError, match=rf"{bad}:2: unknown tag 'Q-LOC'"):
+        download(data, tmp_path / "raw")
+    assert leftovers(tmp_path) == ["bad.txt"]
+
+
+def test_stage_main_reports_one_clear_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(Path(download_module.__file__).parents[1].joinpath("params.yaml").read_text()
+                                   .replace("source: default", "source: /nonexistent/folder"))
+    with pytest.raises(SystemExit) as exit_info:
+        download_module.main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == ("error: params.yaml: data.source: /nonexistent/folder is not a folder "
+                                       "(use 'default' or a local folder)\n")

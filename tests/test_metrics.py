@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+from seqeval.metrics import f1_score
+
+from pipeline.metrics import paired_bootstrap, score, sentence_counts
+
+
+def f1_of(gold, pred):
+    return score(gold, pred)["f1"]
+
+
+# Hand-worked with conlleval's rules: an entity counts only if its type and both boundaries match.
+def test_boundary_error_counts_as_one_false_positive_and_one_miss():
+    result = score([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
+    assert (result["precision"], result["recall"], result["f1"]) == (0.0, 0.0, 0.0)
+
+
+def test_type_error_is_wrong():
+    assert f1_of([["B-PER", "I-PER"]], [["B-ORG", "I-ORG"]]) == 0.0
+
+
+def test_i_after_o_starts_an_entity():
+    assert f1_of([["O", "B-LOC", "I-LOC"]], [["O", "I-LOC", "I-LOC"]]) == 100.0
+
+
+def test_type_change_inside_a_chunk_splits_it():
+    # I-LOC after B-PER ends the PER entity and starts a LOC one
+    assert f1_of([["B-PER", "B-LOC", "O"]], [["B-PER", "I-LOC", "O"]]) == 100.0
+
+
+def test_entity_at_sentence_end_and_sentence_boundaries():
+    # the second sentence's leading I-PER starts a new entity; it does not continue the first's
+    gold = [["O", "B-PER", "I-PER"], ["I-PER", "O"]]
+    assert f1_of(gold, [["O", "B-PER", "I-PER"], ["B-PER", "O"]]) == 100.0
+
+
+def test_precision_recall_f1_and_per_type_on_a_mixed_case():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O", "B-MISC", "I-MISC"]]  # 4 entities
+    pred = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "B-PER", "B-MISC", "O"]]  # 5, of which 3 right
+    result = score(gold, pred)
+    assert result["precision"] == pytest.approx(60.0)
+    assert result["recall"] == pytest.approx(75.0)
+    assert result["f1"] == pytest.approx(2 * 60 * 75 / 135)
+    assert result["per_type"]["MISC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert result["per_type"]["PER"]["precision"] == 50.0 and result["per_type"]["PER"]["support"] == 1
+    assert result["accuracy"] == pytest.approx(100 * 6 / 8)
+    # per-class token accuracy: B-PER 1, I-PER 1, O 1/2, B-LOC 1, B-ORG 1, B-MISC 1, I-MISC 0 -> mean 5.5/7
+    assert result["macro_accuracy"] == pytest.approx(100 * 5.5 / 7)
+
+
+def test_agrees_with_seqeval_on_real_data_with_noisy_predictions(real_dev):
+    rng = np.random.default_rng(0)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
+    gold = [s.tags for s in real_dev]
+    pred = [[tags[rng.integers(9)] if rng.random() < 0.1 else t for t in s] for s in gold]
+    assert f1_of(gold, pred) == pytest.approx(100 * f1_score(gold, pred))
+    assert f1_of(gold, gold) == 100.0
+
+
+def test_misaligned_predictions_are_refused():
+    with pytest.raises(ValueError, match="sentence 0: 2 gold tags but 1 predicted"):
+        score([["O", "O"]], [["O"]])
+
+
+def test_bootstrap_of_identical_taggers_is_zero():
+    counts = sentence_counts([["B-PER", "O"], ["B-LOC"]], [["B-PER", "O"], ["O"]])
+    assert paired_bootstrap(counts, counts, 1000, seed=1) == {"f1": 0.0, "ci95": [0.0, 0.0]}
+
+
+def test_bootstrap_interval_hand_computed():
+    # Two sentences with one entity each. A misses sentence 1, B gets both.
+    # Resampling two sentences gives {1,1}: F1 0 vs 100 (+100), {1,2}: 50 vs 100 (+50), {2,2}: +0,
+    # with probabilities 1/4, 1/2, 1/4, so the 2.5% and 97.5% percentiles are 0 and 100.
+    gold = [["B-PER"], ["B-LOC"]]
+    a = sentence_counts(gold, [["B-ORG"], ["B-LOC"]])
+    b = sentence_counts(gold, gold)
+    result = paired_bootstrap(a, b, 2000, seed=0)
+    assert result["f1"] == pytest.approx(50.0)
+    assert result["ci95"] == pytest.approx([0.0, 100.0])
+    assert paired_bootstrap(a, b, 2000, seed=0) == result  # seeded: the same interval again
+
+
+def test_bootstrap_needs_the_same_gold():
+    a = sentence_counts([["B-PER"]], [["B-PER"]])
+    b = sentence_counts([["O"]], [["O"]])
+    with pytest.raises(ValueError, match="different gold sentences"):
+        paired_bootstrap(a, b, 1000, seed=0)

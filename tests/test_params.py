@@ -1,0 +1,40 @@
+import pytest
+import yaml
+
+from pipeline.errors import PipelineError
+from pipeline.params import load_params
+from tests.conftest import REPO_ROOT
+
+
+def write_params(tmp_path, change):
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    change(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_project_params_are_valid():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert params.model.cell in ("simple", "gru", "lstm")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["model"].update(cell="tcn"), r"model.cell: Input should be 'simple', 'gru' or 'lstm'"),
+    (lambda p: p["train"].update(epochs_typo=3), r"train.epochs_typo: Extra inputs are not permitted"),
+    (lambda p: p["train"].pop("seed"), r"train.seed: Field required"),
+    (lambda p: p["model"].update(dropout=1.5), r"model.dropout: Input should be less than 1"),
+    (lambda p: p["data"].update(limit=0), r"data.limit: Input should be greater than or equal to 1"),
+    (lambda p: p["data"].update(dataset="custom"), r"data: dataset 'custom' needs data.files.train"),
+    (lambda p: p["evaluate"].update(bootstrap_resamples=10), r"evaluate.bootstrap_resamples"),
+])
+def test_bad_params_name_the_key(tmp_path, change, message):
+    with pytest.raises(PipelineError, match=message):
+        load_params(write_params(tmp_path, change))
+
+
+def test_not_yaml(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(PipelineError, match="params.yaml: not valid YAML"):
+        load_params(path)
