@@ -24,11 +24,14 @@ def start_experiment() -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is not None:
-        return experiment.experiment_id
-    local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-    artifacts = (project_root() / "mlartifacts").as_uri() if local_store else None
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+    if experiment is None:
+        local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+        artifacts = (project_root() / "mlartifacts").as_uri() if local_store else None
+        experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def git_commit() -> str | None:
