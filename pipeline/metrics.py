@@ -72,25 +72,80 @@ def score(gold: Tags, pred: Tags) -> dict:
             "macro_accuracy": macro_accuracy, "per_type": per_type}
 
 
-def _f1_difference(correct_a, predicted_a, correct_b, predicted_b, gold, axis=-1):
-    """F1(b) - F1(a) from per-sentence counts; vectorized over bootstrap resamples."""
-    def f1(correct, predicted):
-        c, p, g = (np.sum(x, axis=axis).astype(float) for x in (correct, predicted, gold))
-        return np.divide(200 * c, p + g, out=np.zeros_like(c), where=(p + g) > 0)  # 2PR/(P+R) = 2c/(p+g)
-    return f1(correct_b, predicted_b) - f1(correct_a, predicted_a)
+def seed_stats(values: list[float]) -> dict:
+    """Mean, sample standard deviation, min and max of a score over seeds."""
+    values = np.asarray(values, dtype=float)
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return {"n": len(values), "mean": float(values.mean()), "std": std,
+            "min": float(values.min()), "max": float(values.max())}
 
 
-def paired_bootstrap(counts_a: np.ndarray, counts_b: np.ndarray, resamples: int, seed: int) -> dict:
-    """F1(b) - F1(a) and its 95% percentile interval, resampling sentences with both taggers paired.
+def _stack(counts: list[np.ndarray]) -> np.ndarray:
+    """Per-seed (n_sentences, 3) counts -> (3, seeds, n_sentences): correct, predicted, gold."""
+    return np.stack(counts).transpose(2, 0, 1).astype(float)
 
-    `counts_*` come from `sentence_counts` on the same gold sentences.
-    """
-    if not np.array_equal(counts_a[:, 2], counts_b[:, 2]):
+
+def _mean_f1_gain(correct_a, predicted_a, correct_b, predicted_b, gold):
+    """Mean over seeds of F1(b) - F1(a), from counts shaped (..., seeds, sentences); F1 = 2c/(p+g)."""
+    g = np.expand_dims(gold.sum(-1), -1)  # (..., 1): the same for every seed
+
+    def f1(c, p):
+        c, denominator = np.broadcast_arrays(200 * c.sum(-1), p.sum(-1) + g)
+        return np.divide(c, denominator, out=np.zeros(c.shape), where=denominator > 0)
+
+    return (f1(correct_b, predicted_b) - f1(correct_a, predicted_a)).mean(-1)
+
+
+def _check_same_gold(counts_a: list[np.ndarray], counts_b: list[np.ndarray]) -> None:
+    if len(counts_a) != len(counts_b):
+        raise ValueError(f"{len(counts_a)} seeds for one tagger but {len(counts_b)} for the other")
+    if any(not np.array_equal(a[:, 2], b[:, 2]) for a in counts_a for b in counts_b):
         raise ValueError("the two taggers were scored on different gold sentences")
-    data = (counts_a[:, 0], counts_a[:, 1], counts_b[:, 0], counts_b[:, 1], counts_a[:, 2])
-    delta = float(_f1_difference(*data))
-    result = stats.bootstrap(data, _f1_difference, paired=True, vectorized=True, n_resamples=resamples,
-                             confidence_level=0.95, method="percentile", batch=100,
-                             rng=np.random.default_rng(seed))
+
+
+def paired_bootstrap(counts_a: list[np.ndarray], counts_b: list[np.ndarray], resamples: int, seed: int) -> dict:
+    """Mean over seeds of F1(b) - F1(a), and its 95% percentile interval from resampling sentences.
+
+    `counts_*[s]` come from `sentence_counts` for seed s on the same gold sentences. Each resample
+    draws sentences with replacement and scores both taggers (all seeds) on the same draw.
+    """
+    _check_same_gold(counts_a, counts_b)
+    seeds = len(counts_a)
+    # scipy resamples 1-D samples (with paired=True, all with the same indices): one per seed and count
+    columns = [c[:, k].astype(float) for counts in (counts_a, counts_b) for c in counts for k in (0, 1)]
+    columns.append(counts_a[0][:, 2].astype(float))
+
+    def statistic(*columns, axis=-1):
+        *per_seed, gold = columns
+        stack = lambda start, stop: np.stack(per_seed[start:stop:2], axis=-2)  # (..., seeds, sentences)
+        return _mean_f1_gain(stack(0, 2 * seeds), stack(1, 2 * seeds), stack(2 * seeds, None),
+                             stack(2 * seeds + 1, None), gold)
+
+    delta = float(statistic(*columns))
+    result = stats.bootstrap(columns, statistic, paired=True, vectorized=True, n_resamples=resamples,
+                             confidence_level=0.95, method="percentile", batch=50, rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return {"f1": delta, "ci95": [float(low), float(high)]}
+
+
+def randomization_test(counts_a: list[np.ndarray], counts_b: list[np.ndarray], resamples: int, seed: int) -> float:
+    """Two-sided p-value of the mean F1 gain by approximate randomization (paired permutation).
+
+    Under the null hypothesis the two taggers are exchangeable, so each sentence's outputs
+    (for every seed at once) are swapped between them with probability 1/2. scipy's
+    permutation_test does the resampling: one sample of sentence numbers whose sign it flips,
+    a negative sign meaning "swap this sentence". With few sentences it enumerates every swap.
+    """
+    _check_same_gold(counts_a, counts_b)
+    (ca, pa, gold), (cb, pb, _) = _stack(counts_a), _stack(counts_b)
+
+    def statistic(signed, axis=-1):
+        swap = np.expand_dims(np.moveaxis(signed, axis, -1) < 0, -2)  # (..., 1, sentences)
+        return _mean_f1_gain(np.where(swap, cb, ca), np.where(swap, pb, pa),
+                             np.where(swap, ca, cb), np.where(swap, pa, pb), gold[0])
+
+    sentence_numbers = np.arange(1, ca.shape[-1] + 1)
+    result = stats.permutation_test((sentence_numbers,), statistic, permutation_type="samples", vectorized=True,
+                                    n_resamples=resamples, alternative="two-sided", batch=50,
+                                    rng=np.random.default_rng(seed))
+    return float(result.pvalue)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import PipelineError
 
@@ -63,11 +63,20 @@ class TrainParams(Section):
     learning_rate: float = Field(gt=0)
     clipnorm: Optional[float] = Field(gt=0)
     patience: int = Field(ge=1)
-    seed: int = Field(ge=0)
+    # one training run per seed and model; the char gain is reported over seeds
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def seeds_are_unique(cls, seeds):
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
 
 
 class EvaluateParams(Section):
     bootstrap_resamples: int = Field(ge=1000)
+    permutation_resamples: int = Field(ge=1000)
     seed: int = Field(ge=0)
     batch_size: int = Field(ge=1)
 

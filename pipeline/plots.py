@@ -19,18 +19,37 @@ def save(figure, path: Path) -> Path:
     return path
 
 
-def learning_curves(histories: dict[str, list[dict]], path: Path) -> Path:
-    """Train loss and dev entity F1 per epoch, one line per model."""
+def learning_curves(histories: dict[str, list[list[dict]]], path: Path) -> Path:
+    """Train loss and dev entity F1 per epoch: one line per seed, one colour per model."""
     figure, (loss_axis, f1_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, rows in histories.items():
-        epochs = [row["epoch"] for row in rows]
-        loss_axis.plot(epochs, [row["train_loss"] for row in rows], marker="o", label=name)
-        f1_axis.plot(epochs, [row["dev_f1"] for row in rows], marker="o", label=name)
+    for color, (name, runs) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], histories.items()):
+        for i, rows in enumerate(runs):
+            epochs = [row["epoch"] for row in rows]
+            label = name if i == 0 else None
+            loss_axis.plot(epochs, [row["train_loss"] for row in rows], marker="o", color=color, alpha=0.7, label=label)
+            f1_axis.plot(epochs, [row["dev_f1"] for row in rows], marker="o", color=color, alpha=0.7, label=label)
     loss_axis.set(title="Train loss", xlabel="epoch", ylabel="cross-entropy")
-    f1_axis.set(title="Dev entity F1", xlabel="epoch", ylabel="F1 (%)")
+    f1_axis.set(title="Dev entity F1 (one line per seed)", xlabel="epoch", ylabel="F1 (%)")
     for axis in (loss_axis, f1_axis):
         axis.legend()
         axis.grid(alpha=0.3)
+    return save(figure, path)
+
+
+def f1_per_seed(metrics: dict, models: list[str], splits: list[str], path: Path) -> Path:
+    """F1 of each model per seed, one panel per split; dashed lines mark the means."""
+    figure, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 4), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, split in zip(axes[0], splits):
+        for color, name in zip(colors, models):
+            seeds = metrics[name][split]["seeds"]
+            axis.plot(list(seeds["per_seed"]), list(seeds["per_seed"].values()), "o-", color=color, label=name)
+            axis.axhline(seeds["mean"], color=color, linestyle="--", alpha=0.6)
+        gain = metrics["char_gain"][split]
+        axis.set(title=f"{split}: gain {gain['f1']:+.2f} [{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}]",
+                 xlabel="seed", ylabel="entity F1 (%)")
+        axis.grid(alpha=0.3)
+        axis.legend()
     return save(figure, path)
 
 

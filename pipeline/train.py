@@ -21,7 +21,7 @@ import mlflow
 import tensorflow as tf
 
 from pipeline.char_vocab import CHARS_FILE
-from pipeline.conll import Sentence, check_known_tags, load_split, split_path, write_text_atomic
+from pipeline.conll import Sentence, check_known_tags, load_split, split_path
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.metrics import score
 from pipeline.model import PAD, build_encoder, build_network, build_tagger, tag_sentences
@@ -93,10 +93,13 @@ class EpochRecorder(keras.callbacks.Callback):
                                 "epoch_seconds": row["seconds"]}, step=row["epoch"])
 
 
-def train_tagger(name: str, params: Params, train: list[Sentence], dev: list[Sentence], words: list[str],
-                 chars: list[str], tags: list[str]) -> tuple[keras.Model, list[dict]]:
-    """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve."""
-    keras.utils.set_random_seed(params.train.seed)
+def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], dev: list[Sentence],
+                 words: list[str], chars: list[str], tags: list[str]) -> tuple[keras.Model, list[dict]]:
+    """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve.
+
+    `seed` sets every random choice: weight initialisation, dropout and the shuffling of batches.
+    """
+    keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     with_chars = MODELS[name] == "cnn"
     encoder = build_encoder(words, chars if with_chars else None, params.vocab.lowercase,
@@ -111,29 +114,45 @@ def train_tagger(name: str, params: Params, train: list[Sentence], dev: list[Sen
                  keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=params.train.patience,
                                                restore_best_weights=True),
                  recorder]
-    batches = make_dataset(train, encoder, tags, params.train.batch_size, shuffle_seed=params.train.seed)
+    batches = make_dataset(train, encoder, tags, params.train.batch_size, shuffle_seed=seed)
     network.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled above
     return tagger, recorder.rows
 
 
-def save_model_folder(folder: Path, tagger: keras.Model, history: list[dict], summary: dict) -> None:
-    """Write the model folder through a staging folder and one rename: never half a model."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        tagger.save(staging / TAGGER_FILE)
-        with open(staging / HISTORY_FILE, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
-        write_text_atomic(staging / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-        staging.chmod(0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+def seed_folder(name: str, seed: int, root: Path = MODELS_DIR) -> Path:
+    return root / name / f"seed_{seed}"
+
+
+def write_seed_folder(folder: Path, tagger: keras.Model, history: list[dict], summary: dict) -> None:
+    folder.mkdir(parents=True)
+    tagger.save(folder / TAGGER_FILE)
+    with open(folder / HISTORY_FILE, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def train_one_seed(name: str, seed: int, params: Params, data: dict, staging: Path) -> dict:
+    """Train one (model, seed) in its own MLflow run and write it under `staging`."""
+    train, dev = data["train"], data["dev"]
+    mlflow_tags = {**run_tags(f"train@{name}"), "model": name, "seed": str(seed)}
+    with mlflow.start_run(run_name=f"{name}-seed{seed}", tags=mlflow_tags) as run:
+        mlflow.log_params({**flat_params(params), "model_name": name, "seed": seed, "char_encoder": MODELS[name],
+                           "n_words": len(data["words"]), "n_chars": len(data["chars"]), "n_tags": len(data["tags"]),
+                           "train_sentences": len(train)})
+        started = time.perf_counter()
+        tagger, history = train_tagger(name, params, seed, train, dev, data["words"], data["chars"], data["tags"])
+        seconds = time.perf_counter() - started
+        best = max(history, key=lambda row: row["dev_f1"])
+        summary = {"model": name, "seed": seed, "mlflow_run_id": run.info.run_id, "best_epoch": best["epoch"],
+                   "best_dev_f1": best["dev_f1"], "epochs_run": len(history), "train_seconds": round(seconds, 1),
+                   "train_tokens_per_second": round(sum(len(s.tokens) for s in train) * len(history) / seconds)}
+        mlflow.log_metrics({"best_epoch": best["epoch"], "train_seconds": seconds})
+        mlflow.keras.log_model(tagger, name="model", pip_requirements=[
+            f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
+        write_seed_folder(seed_folder(name, seed, staging), tagger, history, summary)
+    return summary
 
 
 @exits_cleanly
@@ -144,27 +163,23 @@ def main(argv: list[str] | None = None) -> None:
     if name not in MODELS:
         raise PipelineError(f"unknown model {name!r} (expected one of: {', '.join(MODELS)})")
     params = load_params()
-    words, chars, tags = read_list(WORDS_FILE), read_list(CHARS_FILE), read_list(TAGS_FILE)
-    train, dev = load_split("train", params.data.limit), load_split("dev", params.data.limit)
-    check_known_tags(dev, set(tags), str(split_path("dev")))
+    data = {"words": read_list(WORDS_FILE), "chars": read_list(CHARS_FILE), "tags": read_list(TAGS_FILE),
+            "train": load_split("train", params.data.limit), "dev": load_split("dev", params.data.limit)}
+    check_known_tags(data["dev"], set(data["tags"]), str(split_path("dev")))
 
     start_experiment()
-    with mlflow.start_run(run_name=name, tags={**run_tags(f"train@{name}"), "model": name}) as run:
-        mlflow.log_params({**flat_params(params), "model_name": name, "char_encoder": MODELS[name],
-                           "n_words": len(words), "n_chars": len(chars), "n_tags": len(tags),
-                           "train_sentences": len(train)})
-        started = time.perf_counter()
-        tagger, history = train_tagger(name, params, train, dev, words, chars, tags)
-        seconds = time.perf_counter() - started
-        best = max(history, key=lambda row: row["dev_f1"])
-        summary = {"model": name, "mlflow_run_id": run.info.run_id, "best_epoch": best["epoch"],
-                   "best_dev_f1": best["dev_f1"], "epochs_run": len(history), "train_seconds": round(seconds, 1),
-                   "train_tokens_per_second": round(sum(len(s.tokens) for s in train) * len(history) / seconds)}
-        mlflow.log_metrics({"best_epoch": best["epoch"], "train_seconds": seconds})
-        save_model_folder(MODELS_DIR / name, tagger, history, summary)
-        mlflow.keras.log_model(tagger, name="model", pip_requirements=[
-            f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
-    print(json.dumps(summary))
+    # every seed goes into a staging folder, renamed to models/<name> only when all have trained
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=MODELS_DIR, prefix=f".{name}."))
+    try:
+        for seed in params.train.seeds:
+            print(json.dumps(train_one_seed(name, seed, params, data, staging)))
+        target = MODELS_DIR / name
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / name).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,8 @@ def test_training_learns_and_is_reproducible(real_train):
     params = PARAMS.model_copy(update={"train": PARAMS.train.model_copy(update={"epochs": 20, "patience": 20,
                                                                                 "learning_rate": 0.01}),
                                        "model": PARAMS.model.model_copy(update={"units": 32, "dropout": 0.1})})
-    _, history = train_tagger("char_cnn", params, sentences, sentences, words, chars, tags)
+    _, history = train_tagger("char_cnn", params, 7, sentences, sentences, words, chars, tags)
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 3
     assert max(row["dev_f1"] for row in history) > 70  # fits its own training sentences
-    _, again = train_tagger("char_cnn", params, sentences, sentences, words, chars, tags)
+    _, again = train_tagger("char_cnn", params, 7, sentences, sentences, words, chars, tags)
     assert [(r["train_loss"], r["dev_f1"]) for r in again] == [(r["train_loss"], r["dev_f1"]) for r in history]

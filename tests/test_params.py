@@ -22,7 +22,10 @@ def test_project_params_are_valid():
 @pytest.mark.parametrize("change, message", [
     (lambda p: p["model"].update(cell="tcn"), r"model.cell: Input should be 'simple', 'gru' or 'lstm'"),
     (lambda p: p["train"].update(epochs_typo=3), r"train.epochs_typo: Extra inputs are not permitted"),
-    (lambda p: p["train"].pop("seed"), r"train.seed: Field required"),
+    (lambda p: p["train"].pop("seeds"), r"train.seeds: Field required"),
+    (lambda p: p["train"].update(seeds=[]), r"train.seeds: List should have at least 1 item"),
+    (lambda p: p["train"].update(seeds=[1, 1]), r"train.seeds: seeds must be distinct, got \[1, 1\]"),
+    (lambda p: p["train"].update(seeds=[1, -2]), r"train.seeds.1: Input should be greater than or equal to 0"),
     (lambda p: p["model"].update(dropout=1.5), r"model.dropout: Input should be less than 1"),
     (lambda p: p["data"].update(limit=0), r"data.limit: Input should be greater than or equal to 1"),
     (lambda p: p["data"].update(dataset="custom"), r"data: dataset 'custom' needs data.files.train"),

@@ -1,9 +1,14 @@
-"""`dvc repro` end to end in a temporary git repo: real CoNLL data (a few sentences), 1 epoch."""
+"""`dvc repro`, `dvc exp run --queue` and a parallel sweep through an MLflow server, end to end in a
+temporary git repo: real CoNLL data (a few sentences), 1 epoch, 2 seeds."""
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import mlflow
 import pytest
@@ -12,12 +17,16 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 SPLITS = ("dev", "test", "test_pp")
-SCORES = {"f1", "precision", "recall", "accuracy", "macro_accuracy", "per_type"}
+SCORES = {"f1", "precision", "recall", "accuracy", "macro_accuracy", "per_type", "seeds"}
+SEEDS = [1, 2]
+RUN_NAMES = {f"{model}-seed{seed}" for model in ("baseline", "char_cnn") for seed in SEEDS}
 
 
-def run(args, cwd, check=True):
+def run(args, cwd, check=True, tracking_uri=None):
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -41,8 +50,8 @@ def repo(tmp_path_factory, shared_data):
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, repo / name)
-    set_params(repo, **{"data.source": str(shared_data), "data.limit": 40, "train.epochs": 1,
-                        "evaluate.bootstrap_resamples": 1000})
+    set_params(repo, **{"data.source": str(shared_data), "data.limit": 40, "train.epochs": 1, "train.seeds": SEEDS,
+                        "evaluate.bootstrap_resamples": 1000, "evaluate.permutation_resamples": 1000})
     run(["git", "init", "-q"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
     run([sys.executable, "-m", "dvc", "init", "-q"], repo)
@@ -61,40 +70,64 @@ def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
         for split in SPLITS:
             assert set(metrics[model][split]) == SCORES
             assert 0 <= metrics[model][split]["f1"] <= 100
+        assert set(metrics[model]["test"]["seeds"]) == {"n", "mean", "std", "min", "max", "per_seed"}
+        assert list(metrics[model]["test"]["seeds"]["per_seed"]) == ["1", "2"]
     for split in SPLITS:
         gain = metrics["char_gain"][split]
+        assert set(gain) == {"f1", "ci95", "seeds", "p_value"}
         assert gain["f1"] == pytest.approx(metrics["char_cnn"][split]["f1"] - metrics["baseline"][split]["f1"],
                                            abs=1e-3)
         assert gain["ci95"][0] <= gain["f1"] <= gain["ci95"][1]
-    for name in ("learning_curves", "per_type_f1", "confusion_matrix"):
+        assert gain["seeds"]["n"] == 2 and 0 <= gain["p_value"] <= 1
+    comparison = (repo / "reports/comparison.md").read_text()
+    assert "| 2 |" in comparison and "approximate randomization" in comparison
+    for name in ("learning_curves", "per_type_f1", "confusion_matrix", "f1_per_seed"):
         assert (repo / f"reports/figures/{name}.png").stat().st_size > 10_000
     shown = json.loads(run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo).stdout)
     assert "reports/metrics.json" in json.dumps(shown)
 
 
-def test_mlflow_holds_both_runs_with_histories_metrics_and_models(repo):
-    repo, _ = repo
-    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
-    experiment = mlflow.get_experiment_by_name("ner-char-embeddings")
-    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None) -> dict:
+    """Every (model, seed) run and the char-gain summary are in the store, with histories, metrics,
+    figures and models; returns the runs by name."""
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("ner-char-embeddings")
+    query = f"tags.dvc_experiment = '{experiment_name}'" if experiment_name else ""
+    runs = client.search_runs([experiment.experiment_id], query)
     by_name = {run.info.run_name: run for run in runs}
-    assert set(by_name) == {"baseline", "char_cnn", "char-gain"}
-    client = mlflow.MlflowClient()
-    comparison = by_name["char-gain"]
-    for name in ("baseline", "char_cnn"):
+    assert set(by_name) == RUN_NAMES | {"char-gain"}, set(by_name)
+    summary = by_name["char-gain"]
+    assert {"char_gain_test", "char_gain_test_ci95_low", "char_gain_test_p_value"} <= set(summary.data.metrics)
+    assert {a.path for a in client.list_artifacts(summary.info.run_id)} >= {"metrics.json", "comparison.md"}
+    for name in RUN_NAMES:
         run = by_name[name]
-        assert run.data.params["model_name"] == name and run.data.params["train.epochs"] == "1"
-        assert run.data.tags["dvc_stage"] == f"train@{name}"
-        assert run.data.tags["mlflow.parentRunId"] == comparison.info.run_id
+        model, seed = name.split("-seed")
+        assert (run.data.tags["model"], run.data.tags["seed"], run.data.params["seed"]) == (model, seed, seed)
+        assert run.data.tags["dvc_stage"] == f"train@{model}"
+        assert run.data.tags["mlflow.parentRunId"] == summary.info.run_id
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_f1")] == [1]
         assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 1
         assert {"dev_f1", "test_f1", "test_pp_f1", "test_macro_accuracy"} <= set(run.data.metrics)
         assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} >= {
-            "figures/learning_curves.png", "figures/confusion_matrix.png"}
-    models = mlflow.search_logged_models([experiment.experiment_id], output_format="list")
-    assert sorted(m.source_run_id for m in models) == sorted(by_name[n].info.run_id for n in ("baseline", "char_cnn"))
-    assert comparison.data.metrics["char_gain_test"] == pytest.approx(
-        json.loads((repo / "reports/metrics.json").read_text())["char_gain"]["test"]["f1"], abs=1e-3)
+            "figures/learning_curves.png", "figures/f1_per_seed.png"}
+    models = client.search_logged_models([experiment.experiment_id])
+    run_ids = {by_name[name].info.run_id for name in RUN_NAMES}
+    assert run_ids <= {m.source_run_id for m in models}
+    for model in models:
+        if model.source_run_id in run_ids:
+            assert client.list_logged_model_artifacts(model.model_id), model.model_id
+    return by_name
+
+
+def test_mlflow_holds_every_seed_run_and_the_summary(repo):
+    repo, _ = repo
+    by_name = check_mlflow_runs(f"sqlite:///{repo / 'mlflow.db'}")
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert by_name["char-gain"].data.metrics["char_gain_test"] == pytest.approx(
+        metrics["char_gain"]["test"]["f1"], abs=1e-3)
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    char_runs = client.search_runs([by_name["char-gain"].info.experiment_id], "tags.model = 'char_cnn'")
+    assert sorted(run.data.tags["seed"] for run in char_runs) == ["1", "2"]
 
 
 def test_second_repro_does_nothing(repo):
@@ -114,3 +147,74 @@ def test_bad_param_value_stops_with_the_key_named(repo):
         assert "error: params.yaml: model.cell: Input should be 'simple', 'gru' or 'lstm'" in failed.stderr
     finally:
         (repo / "params.yaml").write_text(original)
+
+
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def run_queue(repo, names_and_params, jobs, tracking_uri=None, timeout=900):
+    """Queue experiments, run them with `dvc queue start -j`, wait, stop the workers; return the final status."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "base"], repo)
+    for name, param in names_and_params:
+        run([*DVC, "exp", "run", "--queue", "-n", name, "-S", param], repo)
+    try:
+        run([*DVC, "queue", "start", "-j", str(jobs)], repo, tracking_uri=tracking_uri)
+        deadline = time.monotonic() + timeout
+        while re.search(r"\b(Queued|Running)\b", status := run([*DVC, "queue", "status"], repo).stdout):
+            assert time.monotonic() < deadline, status
+            time.sleep(5)
+    finally:
+        run([*DVC, "queue", "stop"], repo, check=False)
+        while "0 active, 0 idle" not in run([*DVC, "queue", "status"], repo).stdout:
+            time.sleep(1)
+    for name, _ in names_and_params:
+        assert re.search(rf"{name}\s+\S+ \S+\s+Success", status), status
+    return status
+
+
+def test_queued_experiment_keeps_its_mlflow_runs_and_artifacts(repo):
+    repo, _ = repo
+    run_queue(repo, [("units8", "model.units=8")], jobs=1)
+    # the experiment ran in a temporary copy that DVC deleted; its runs and artifacts are in the repo's store
+    by_name = check_mlflow_runs(f"sqlite:///{repo / 'mlflow.db'}", "units8")
+    assert by_name["baseline-seed1"].data.params["model.units"] == "8"
+    assert by_name["baseline-seed1"].info.artifact_uri.startswith((repo / "mlartifacts").as_uri())
+    header, *rows = run([*DVC, "exp", "show", "--csv"], repo).stdout.splitlines()
+    assert {"char_gain.test.f1", "char_gain.test.p_value"} <= set(header.split(","))
+    assert any(row.startswith("units8,") for row in rows)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real MLflow tracking server on 127.0.0.1 (one worker process: the only SQLite writer)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(1)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_parallel_sweep_through_a_tracking_server_loses_nothing(repo, mlflow_server):
+    repo, _ = repo
+    run_queue(repo, [("gru", "model.cell=gru"), ("simple", "model.cell=simple")], jobs=2,
+              tracking_uri=mlflow_server)
+    for name in ("gru", "simple"):
+        by_name = check_mlflow_runs(mlflow_server, name)
+        assert by_name["char_cnn-seed2"].data.params["model.cell"] == name
