@@ -135,6 +135,8 @@ def randomization_test(counts_a: list[np.ndarray], counts_b: list[np.ndarray], r
     (for every seed at once) are swapped between them with probability 1/2. scipy's
     permutation_test does the resampling: one sample of sentence numbers whose sign it flips,
     a negative sign meaning "swap this sentence". With few sentences it enumerates every swap.
+    The two-sided p-value is scipy's: twice the smaller one-sided p, each +1 corrected, so
+    2/(resamples + 1) is the smallest it can report.
     """
     _check_same_gold(counts_a, counts_b)
     (ca, pa, gold), (cb, pb, _) = _stack(counts_a), _stack(counts_b)

@@ -81,6 +81,10 @@ class EvaluateParams(Section):
     batch_size: int = Field(ge=1)
 
 
+class MlflowParams(Section):
+    register: bool  # also register each tagger in the model registry (ner-baseline, ner-char-cnn)
+
+
 class Params(Section):
     data: DataParams
     vocab: VocabParams
@@ -88,6 +92,7 @@ class Params(Section):
     model: ModelParams
     train: TrainParams
     evaluate: EvaluateParams
+    mlflow: MlflowParams
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:

@@ -52,8 +52,8 @@ def comparison_markdown(metrics: dict, models: list[str], splits: list[str]) -> 
         "  percentile of the seed-averaged gain. It covers the uncertainty from the finite test set.",
         "- **p-value**: approximate randomization test (Riezler & Maxwell 2005), two-sided: under the null",
         "  hypothesis that the two models are exchangeable, each sentence's outputs (all seeds together) are",
-        "  swapped between them with probability 1/2; p is the share of shuffles whose seed-averaged gain is",
-        "  at least as large in absolute value as the observed one (+1 corrected).",
+        "  swapped between them with probability 1/2; p is twice the share (+1 corrected) of shuffles whose",
+        "  seed-averaged gain is at least as extreme as the observed one, so 2/(resamples + 1) is its floor.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -47,8 +47,7 @@ def run_tags(stage: str) -> dict[str, str]:
     tags = {"dvc_stage": os.environ.get("DVC_STAGE") or stage}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
-    if experiment := os.environ.get("DVC_EXP_NAME"):
-        tags["dvc_experiment"] = experiment
+    tags["dvc_experiment"] = os.environ.get("DVC_EXP_NAME") or "workspace"  # set by `dvc exp run`
     return tags
 
 

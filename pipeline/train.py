@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from importlib.metadata import version
 from pathlib import Path
 
 import keras
@@ -26,6 +27,7 @@ from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.metrics import score
 from pipeline.model import PAD, build_encoder, build_network, build_tagger, tag_sentences
 from pipeline.params import Params, load_params
+from pipeline.serving import log_tagger_model
 from pipeline.tracking import flat_params, run_tags, start_experiment
 from pipeline.vocab import TAGS_FILE, WORDS_FILE, read_list
 
@@ -149,9 +151,12 @@ def train_one_seed(name: str, seed: int, params: Params, data: dict, staging: Pa
                    "best_dev_f1": best["dev_f1"], "epochs_run": len(history), "train_seconds": round(seconds, 1),
                    "train_tokens_per_second": round(sum(len(s.tokens) for s in train) * len(history) / seconds)}
         mlflow.log_metrics({"best_epoch": best["epoch"], "train_seconds": seconds})
-        mlflow.keras.log_model(tagger, name="model", pip_requirements=[
-            f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
-        write_seed_folder(seed_folder(name, seed, staging), tagger, history, summary)
+        folder = seed_folder(name, seed, staging)
+        write_seed_folder(folder, tagger, history, summary)
+        requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
+                        f"mlflow=={mlflow.__version__}", f"seqeval=={version('seqeval')}"]
+        mlflow.keras.log_model(tagger, name="model", pip_requirements=requirements)
+        log_tagger_model(folder / TAGGER_FILE, name, params.mlflow.register, requirements)
     return summary
 
 

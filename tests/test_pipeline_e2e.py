@@ -1,5 +1,6 @@
-"""`dvc repro`, `dvc exp run --queue` and a parallel sweep through an MLflow server, end to end in a
-temporary git repo: real CoNLL data (a few sentences), 1 epoch, 2 seeds."""
+"""`dvc repro`, `dvc exp run --queue`, a parallel sweep through an MLflow server, predict and
+`mlflow models serve`, end to end in a temporary git repo: real CoNLL data (100 sentences per
+split), 3 epochs, 2 seeds."""
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from tests.conftest import REPO_ROOT
 SPLITS = ("dev", "test", "test_pp")
 SCORES = {"f1", "precision", "recall", "accuracy", "macro_accuracy", "per_type", "seeds"}
 SEEDS = [1, 2]
+LIMIT, EPOCHS = 100, 3  # sentences per split and epochs: just enough to find some entities
 RUN_NAMES = {f"{model}-seed{seed}" for model in ("baseline", "char_cnn") for seed in SEEDS}
 
 
@@ -50,7 +52,8 @@ def repo(tmp_path_factory, shared_data):
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, repo / name)
-    set_params(repo, **{"data.source": str(shared_data), "data.limit": 40, "train.epochs": 1, "train.seeds": SEEDS,
+    set_params(repo, **{"data.source": str(shared_data), "data.limit": LIMIT, "train.epochs": EPOCHS, "train.seeds": SEEDS,
+                        "train.learning_rate": 0.02, "train.batch_size": 8, "mlflow.register": True,
                         "evaluate.bootstrap_resamples": 1000, "evaluate.permutation_resamples": 1000})
     run(["git", "init", "-q"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
@@ -105,8 +108,8 @@ def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None) -> 
         assert (run.data.tags["model"], run.data.tags["seed"], run.data.params["seed"]) == (model, seed, seed)
         assert run.data.tags["dvc_stage"] == f"train@{model}"
         assert run.data.tags["mlflow.parentRunId"] == summary.info.run_id
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_f1")] == [1]
-        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 1
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_f1")] == [1, 2, 3]
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == EPOCHS
         assert {"dev_f1", "test_f1", "test_pp_f1", "test_macro_accuracy"} <= set(run.data.metrics)
         assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} >= {
             "figures/learning_curves.png", "figures/f1_per_seed.png"}
@@ -147,6 +150,78 @@ def test_bad_param_value_stops_with_the_key_named(repo):
         assert "error: params.yaml: model.cell: Input should be 'simple', 'gru' or 'lstm'" in failed.stderr
     finally:
         (repo / "params.yaml").write_text(original)
+    # DVC cleared the stage's outputs before running it; they are still in its cache
+    run([*DVC, "checkout"], repo)
+    assert (repo / "models/baseline/seed_1/tagger.keras").exists()
+    assert "Data and pipelines are up to date." in run([*DVC, "status"], repo).stdout
+
+
+
+def test_predict_on_a_conll_file_reproduces_the_evaluate_f1(repo, tmp_path):
+    repo, _ = repo
+    from pipeline.conll import read_conll
+    sentences = read_conll(repo / "data/raw/test.txt", limit=LIMIT)  # the sentences evaluate scored
+    conll = tmp_path / "test_limited.txt"
+    conll.write_text("\n".join("".join(f"{t} {g}\n" for t, g in zip(s.tokens, s.tags)) for s in sentences))
+    for model in ("baseline", "char_cnn"):
+        result = run([sys.executable, "-m", "pipeline.predict", "--model", f"models/{model}/seed_1",
+                      "--input", str(conll)], repo)
+        f1 = float(re.search(r"FB1:\s+([\d.]+)", result.stderr).group(1))
+        expected = json.loads((repo / "reports/metrics.json").read_text())[model]["test"]["seeds"]["per_seed"]["1"]
+        assert f1 == pytest.approx(expected, abs=0.005) and f1 > 0  # the report prints 2 decimals
+        assert sum(1 for line in result.stdout.splitlines() if line) == sum(len(s.tokens) for s in sentences)
+
+
+def test_served_pyfunc_model_answers_like_the_python_api(repo):
+    repo, _ = repo
+    from pipeline import Tagger
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ner-char-embeddings")
+    run_id = client.search_runs([experiment.experiment_id], "attributes.run_name = 'char_cnn-seed1'")[0].info.run_id
+    texts = ["Peter Blackburn lives in Berlin.", "EU rejects German call to boycott British lamb."]
+    expected = [r.to_dict() for r in Tagger.load(repo / "models/char_cnn/seed_1").tag(texts)]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/tagger",
+                               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                              cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-3000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(1)
+        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}}).encode()
+        request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert predictions == expected
+    assert predictions[0]["tokens"] == ["Peter", "Blackburn", "lives", "in", "Berlin", "."]
+
+
+def test_registered_models_load_by_name(repo):
+    repo, _ = repo
+    from pipeline import Tagger
+    client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'ner-char-cnn'")
+    assert len(versions) >= len(SEEDS)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
+    try:
+        tagger = Tagger.load(f"models:/ner-char-cnn/{versions[0].version}")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert tagger.tag(["Peter lives in Berlin."])[0].tokens == ["Peter", "lives", "in", "Berlin", "."]
 
 
 DVC = [sys.executable, "-m", "dvc"]

@@ -1,0 +1,107 @@
+"""The Python API and the predict command on a small (untrained) tagger saved to disk."""
+import json
+
+import pytest
+
+from pipeline import Tagger
+from pipeline.errors import PipelineError
+from pipeline.predict import main as predict
+from pipeline.tagger import entities_of
+from pipeline.tokenize import tokenize
+from tests.test_model import TAGS, make_tagger
+
+
+@pytest.fixture(scope="module")
+def saved_tagger(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "seed_1"
+    folder.mkdir()
+    make_tagger(with_chars=True)[2].save(folder / "tagger.keras")
+    (folder / "summary.json").write_text(json.dumps({"best_dev_f1": 1.0}))
+    return folder
+
+
+def test_entities_carry_token_and_character_offsets():
+    text = "Yesterday Peter Blackburn flew to New York."
+    tokens, spans = tokenize(text)
+    tags = ["O", "B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O"]
+    entities = entities_of(text, tokens, spans, tags)
+    assert [(e.text, e.type, e.start, e.end) for e in entities] == [("Peter Blackburn", "PER", 1, 3),
+                                                                   ("New York", "LOC", 5, 7)]
+    assert all(text[e.char_start:e.char_end] == e.text for e in entities)
+
+
+def test_api_tags_raw_text_and_reports_what_it_skipped(saved_tagger):
+    tagger = Tagger.load(saved_tagger.parent)  # models/<name>: picks the seed folder
+    results = tagger.tag(["Peter lives in Berlin.", "   ", "Zürich"])
+    assert results[0].tokens == ["Peter", "lives", "in", "Berlin", "."]
+    assert len(results[0].tags) == 5 and set(results[0].tags) <= set(TAGS)
+    assert results[1].skipped == "empty or whitespace-only text" and results[1].tokens == []
+    assert results[2].to_dict().keys() == {"text", "tokens", "tags", "entities"}
+    with pytest.raises(TypeError, match="list of texts"):
+        tagger.tag("Peter lives in Berlin.")
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(PipelineError, match="not a trained model folder"):
+        Tagger.load(tmp_path)
+    with pytest.raises(PipelineError, match="no such model folder"):
+        Tagger.load(tmp_path / "missing")
+    (tmp_path / "tagger.keras").write_text("not a model")
+    with pytest.raises(PipelineError, match="tagger.keras: not a trained tagger"):
+        Tagger.load(tmp_path)
+
+
+def run_predict(args, capsys, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        import io
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    try:
+        predict(args)
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_predict_text_to_conll_and_json(saved_tagger, capsys, monkeypatch):
+    code, out, err = run_predict(["--model", str(saved_tagger)], capsys,
+                                 "EU rejects German lamb.\n \nPeter's dog\n".encode(), monkeypatch)
+    assert code == 0
+    blocks = out.strip("\n").split("\n\n")
+    assert [[line.split("\t")[0] for line in block.split("\n")] for block in blocks] == [
+        ["EU", "rejects", "German", "lamb", "."], ["Peter", "'s", "dog"]]
+    assert "skipped 1 empty or whitespace-only line(s): 2" in err
+    code, out, _ = run_predict(["--model", str(saved_tagger), "--format", "json"], capsys,
+                               "Peter lives in Berlin.\n".encode(), monkeypatch)
+    record = json.loads(out)
+    assert record["tokens"] == ["Peter", "lives", "in", "Berlin", "."] and len(record["tags"]) == 5
+
+
+def test_predict_conll_input_keeps_tokens_and_scores(saved_tagger, tmp_path, capsys):
+    conll = tmp_path / "gold.txt"
+    conll.write_text("-DOCSTART- -X- O\n\nU.S. NNP B-LOC\nofficials NNS O\n\nPeter NNP B-PER\n")
+    code, out, err = run_predict(["--model", str(saved_tagger), "--input", str(conll)], capsys)
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.split("\n") if line] == ["U.S.", "officials", "Peter"]
+    assert "FB1:" in err and "processed 3 tokens" in err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty input (nothing to tag)"),
+    (b"  \n\n", "empty input (nothing to tag)"),
+    (b"fine line\nM\xfcnchen\n", ":2: not valid UTF-8"),
+    (b"Berlin NNP B-LOC\nAcme NNP B-COMPANY\n", ":2: tag 'B-COMPANY' does not occur in train"),
+])
+def test_predict_input_errors_are_clear(saved_tagger, tmp_path, capsys, content, message):
+    path = tmp_path / "input.txt"
+    path.write_bytes(content)
+    code, out, err = run_predict(["--model", str(saved_tagger), "--input", str(path)], capsys)
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and message in err
+
+
+def test_predict_with_a_folder_that_is_not_a_model(tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("Peter lives in Berlin.\n")
+    code, _, err = run_predict(["--model", str(tmp_path), "--input", str(tmp_path / "in.txt")], capsys)
+    assert code == 1 and "not a trained model folder" in err

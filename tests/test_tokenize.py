@@ -1,0 +1,39 @@
+import pytest
+
+from pipeline.tokenize import tokenize
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ('He said "no", then left.', ["He", "said", '"', "no", '"', ",", "then", "left", "."]),
+    ("All-rounder Phil Simmons of AL-AIN", ["All-rounder", "Phil", "Simmons", "of", "AL-AIN"]),
+    ("Won 2-1 on 1996-08-22, 1,000 fans, 3.5 pct, +44 171, .500 average, C$ 12",
+     ["Won", "2-1", "on", "1996-08-22", ",", "1,000", "fans", ",", "3.5", "pct", ",", "+44", "171", ",", ".500",
+      "average", ",", "C$", "12"]),
+    ("The U.S. envoy met J. Smith of Acme Inc. at 10 a.m. in St. Louis vs. Kent.",
+     ["The", "U.S.", "envoy", "met", "J.", "Smith", "of", "Acme", "Inc.", "at", "10", "a.m.", "in", "St.", "Louis",
+      "vs.", "Kent", "."]),
+    ("Peter's dog and the Smiths' house, O'Brien's car", ["Peter", "'s", "dog", "and", "the", "Smiths", "'", "house",
+                                                         ",", "O'Brien", "'s", "car"]),
+    ("They don't know, can't say and we're sure I'm right.",
+     ["They", "do", "n't", "know", ",", "ca", "n't", "say", "and", "we", "'re", "sure", "I", "'m", "right", "."]),
+    ("1. Jan Ullrich ( Germany ) 4:05:12", ["1.", "Jan", "Ullrich", "(", "Germany", ")", "4:05:12"]),
+    ("Wait... no -- really?!", ["Wait", "...", "no", "--", "really", "?", "!"]),
+    ("Zürich's FC São Paulo", ["Zürich", "'s", "FC", "São", "Paulo"]),
+    ("   ", []),
+])
+def test_conll_style_tokenization(text, tokens):
+    assert tokenize(text)[0] == tokens
+
+
+def test_spans_map_back_to_the_original_text():
+    text = '  U.S. officials said "Peter\'s"  plan -- worth $ 1,000 -- was O\'Brien\'s.  '
+    tokens, spans = tokenize(text)
+    assert [text[start:end] for start, end in spans] == tokens
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_conll_2003_text_keeps_its_own_tokenization(real_train):
+    """Re-tokenizing train's sentences (tokens joined by spaces) gives back the same tokens for
+    98% of sentences; the rest are rare forms (U.S.-led, 3-1/2, Tel+44)."""
+    same = sum(tokenize(" ".join(s.tokens))[0] == s.tokens for s in real_train)
+    assert same / len(real_train) >= 0.98
