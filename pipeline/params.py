@@ -3,6 +3,7 @@ unknown keys and bad values stop the stage with a message naming the key."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -81,8 +82,11 @@ class EvaluateParams(Section):
     batch_size: int = Field(ge=1)
 
 
-class MlflowParams(Section):
-    register: bool  # also register each tagger in the model registry (ner-baseline, ner-char-cnn)
+with warnings.catch_warnings():  # "register" also names ABCMeta.register, which pydantic warns about
+    warnings.simplefilter("ignore", UserWarning)
+
+    class MlflowParams(Section):
+        register: bool  # also register each tagger in the model registry (ner-baseline, ner-char-cnn)
 
 
 class Params(Section):
