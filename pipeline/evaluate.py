@@ -26,7 +26,7 @@ from pipeline.metrics import paired_bootstrap, randomization_test, score, seed_s
 from pipeline.model import tag_sentences
 from pipeline.params import Params, load_params
 from pipeline.plots import confusion_matrices, f1_per_seed, learning_curves, per_type_f1
-from pipeline.report import comparison_markdown
+from pipeline.report import BASELINE, CHAR_MODEL, comparison_markdown
 from pipeline.tracking import run_tags, start_experiment
 from pipeline.train import HISTORY_FILE, MODELS, SUMMARY_FILE, TAGGER_FILE, seed_folder
 
@@ -36,7 +36,6 @@ METRICS_FILE = REPORTS_DIR / "metrics.json"
 COMPARISON_FILE = REPORTS_DIR / "comparison.md"
 PLOTS_DIR = REPORTS_DIR / "plots"
 FIGURES_DIR = REPORTS_DIR / "figures"
-BASELINE, CHAR_MODEL = "baseline", "char_cnn"
 HEADLINE = ("f1", "precision", "recall", "accuracy", "macro_accuracy")
 
 
