@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from pipeline.paths import project_root
 
@@ -27,7 +28,14 @@ def start_experiment() -> str:
     if experiment is None:
         local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
         artifacts = (project_root() / "mlartifacts").as_uri() if local_store else None
-        experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+        try:
+            experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+        except MlflowException:
+            # another worker of a parallel sweep created it in between
+            experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+            if experiment is None:
+                raise
+            experiment_id = experiment.experiment_id
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
