@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 from pipeline.conll import Sentence, load_split, write_text_atomic
 from pipeline.errors import exits_cleanly
