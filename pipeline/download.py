@@ -81,6 +81,9 @@ def download_url(url: str, dest: Path, session: requests.Session, timeout: float
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+    except requests.exceptions.ConnectionError as error:
+        raise PipelineError(f"{url}: download failed ({type(error).__name__}: {error}); offline? set data.source "
+                            "to a local copy of the files (see README)") from None
     except requests.exceptions.RequestException as error:
         raise PipelineError(f"{url}: download failed ({type(error).__name__}: {error})") from None
     if expected is not None and received != int(expected):
