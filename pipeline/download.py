@@ -140,8 +140,10 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
             sha256 = fetch_split(location, expected, dest, session)
             # fail now, naming the source's line, rather than in a later stage
             sentences = read_conll(dest, name=location)
-            manifest[split] = {"source": location, "sha256": sha256, "sentences": len(sentences),
+            # no source location here: data/raw must hash the same whichever source gave the bytes
+            manifest[split] = {"sha256": sha256, "sentences": len(sentences),
                                "tokens": sum(len(s.tokens) for s in sentences)}
+            print(f"{split}: {len(sentences)} sentences from {location}")
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         staging.chmod(0o755)  # mkdtemp makes it private
         if out_dir.exists():
@@ -156,9 +158,7 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
 @exits_cleanly
 def main() -> None:
     params = load_params()
-    manifest = download(params.data)
-    for split, info in manifest.items():
-        print(f"{split}: {info['sentences']} sentences, {info['tokens']} tokens from {info['source']}")
+    download(params.data)
 
 
 if __name__ == "__main__":

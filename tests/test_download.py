@@ -162,3 +162,12 @@ def test_stage_main_reports_one_clear_line(monkeypatch, tmp_path, capsys):
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == ("error: params.yaml: data.source: /nonexistent/folder is not a folder "
                                        "(use 'default' or a local folder)\n")
+
+
+def test_urls_and_a_local_mirror_give_identical_outputs(monkeypatch, server, tmp_path, shared_data):
+    """data.source is not a DVC dependency: every source must yield the same data/raw, byte for byte."""
+    download(DEFAULT.model_copy(update={"source": str(shared_data)}), tmp_path / "mirror")
+    serve_dataset(monkeypatch, server)
+    download(DEFAULT, tmp_path / "urls", fast_session())
+    for name in leftovers(tmp_path / "urls"):
+        assert (tmp_path / "urls" / name).read_bytes() == (tmp_path / "mirror" / name).read_bytes(), name
