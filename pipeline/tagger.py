@@ -95,8 +95,8 @@ class Tagger:
         if not path.exists() and ":" in location:  # an MLflow model URI
             import mlflow
 
-            from pipeline.tracking import start_experiment
-            start_experiment()  # the project's tracking store, as the stages use it
+            from pipeline.tracking import tracking_uri
+            mlflow.set_tracking_uri(tracking_uri())  # the project's store, as the stages use it
             try:
                 path = Path(mlflow.artifacts.download_artifacts(location))
             except Exception as error:  # MLflow raises several types for bad or missing URIs
