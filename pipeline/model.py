@@ -1,5 +1,6 @@
 """The taggers, built from parts: a token encoder (strings -> ids, inside the graph), a network
-(word embedding [+ char encoder] -> bidirectional RNN -> per-token softmax) and a tag decoder.
+(word embedding [+ casing feature] [+ char encoder] -> bidirectional RNN -> softmax or CRF) and a
+tag decoder.
 
 The saved tagger chains all three, so it takes raw token strings and returns tag strings:
 inference needs no vocabulary files. Training runs the network on ids that the encoder
@@ -12,11 +13,15 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from pipeline.crf import CRF, CRFLoss
 from pipeline.params import ModelParams
 
 PAD = ""  # padding token; also the StringLookup mask token, so it maps to id 0
 CHAR_ENCODERS = ("none", "cnn")
 RNN_LAYERS = {"simple": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.LSTM}
+# casing classes of Reimers & Gurevych (2017); id 0 is padding, ids follow this order from 1
+CASINGS = ("numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
+CASING_DIM = len(CASINGS)
 
 
 @keras.saving.register_keras_serializable(package="ner")
@@ -41,6 +46,24 @@ class CharSplit(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_word_length": self.max_word_length}
+
+
+@keras.saving.register_keras_serializable(package="ner")
+class CasingIds(layers.Layer):
+    """(batch, time) token strings -> casing class ids (see CASINGS), 0 for padding.
+
+    The lower-cased word lookup loses case; this gives it back to both taggers alike."""
+
+    def call(self, tokens):
+        length = tf.strings.length(tokens, unit="UTF8_CHAR")
+        digits = tf.strings.length(tf.strings.regex_replace(tokens, "[^0-9]", ""))
+        tests = [tf.logical_and(digits == length, length > 0), 2 * digits > length,
+                 tf.strings.regex_full_match(tokens, r"\p{Ll}+"), tf.strings.regex_full_match(tokens, r"\p{Lu}+"),
+                 tf.strings.regex_full_match(tokens, r"(?s)\p{Lu}.*"), digits > 0]
+        ids = tf.fill(tf.shape(tokens), tf.constant(len(CASINGS), tf.int64))  # "other"
+        for casing_id, passed in reversed(list(enumerate(tests, start=1))):  # the first test passed wins
+            ids = tf.where(passed, tf.constant(casing_id, tf.int64), ids)
+        return tf.where(tokens == PAD, tf.constant(0, tf.int64), ids)
 
 
 @keras.saving.register_keras_serializable(package="ner")
@@ -100,37 +123,71 @@ class TagDecoder(layers.Layer):
         return {**super().get_config(), "tags": self.tags}
 
 
-def build_encoder(words: list[str], chars: list[str] | None, lowercase: bool, max_word_length: int) -> keras.Model:
-    """Token strings -> {"word_ids", "char_ids" (when `chars` is given)}; unknown words/chars -> id 1."""
+def build_encoder(words: list[str], chars: list[str] | None, lowercase: bool, max_word_length: int,
+                  casing: bool = False) -> keras.Model:
+    """Token strings -> {"word_ids", "casing_ids" (with `casing`), "char_ids" (when `chars` is given)};
+    unknown words/chars -> id 1."""
     tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
     word_keys = Lowercase(name="lowercase")(tokens) if lowercase else tokens
     outputs = {"word_ids": layers.StringLookup(vocabulary=words, mask_token=PAD, name="word_lookup")(word_keys)}
+    if casing:
+        outputs["casing_ids"] = CasingIds(name="casing")(tokens)
     if chars is not None:
         char_strings = CharSplit(max_word_length, name="char_split")(tokens)
         outputs["char_ids"] = layers.StringLookup(vocabulary=chars, mask_token=PAD, name="char_lookup")(char_strings)
     return keras.Model(tokens, outputs, name="token_encoder")
 
 
-def build_network(n_words: int, n_chars: int | None, n_tags: int, params: ModelParams) -> keras.Model:
-    """Ids -> per-token tag probabilities. `n_chars=None` gives the baseline (no char features).
+def word_embedding(n_words: int, params: ModelParams, word_vectors: np.ndarray | None, word_ids) -> keras.KerasTensor:
+    """The word embedding of `word_ids`, its rows set from `word_vectors` where given (finite rows)
+    and fine-tuned in training; other rows keep their seeded random initialisation."""
+    embedding = layers.Embedding(n_words, params.word_dim, mask_zero=True, name="word_embedding")
+    features = embedding(word_ids)
+    if word_vectors is not None:
+        initial = ops.convert_to_numpy(embedding.embeddings)
+        known = np.isfinite(word_vectors).all(axis=1)
+        initial[2:][known] = word_vectors[known]  # rows 0 and 1: padding and OOV
+        embedding.embeddings.assign(initial)
+    return features
 
-    `n_words`/`n_chars` count the lookup's ids: vocabulary + padding + OOV.
+
+def build_network(n_words: int, n_chars: int | None, n_tags: int, params: ModelParams,
+                  word_vectors: np.ndarray | None = None) -> keras.Model:
+    """Ids -> per-token tag probabilities (softmax) or Viterbi one-hots (CRF, outside training).
+
+    `n_chars=None` gives the baseline (no char features). `n_words`/`n_chars` count the lookup's
+    ids: vocabulary + padding + OOV; `word_vectors` has one row per vocabulary word.
     """
     word_ids = keras.Input(shape=(None,), dtype="int64", name="word_ids")
     inputs = {"word_ids": word_ids}
-    features = layers.Embedding(n_words, params.word_dim, mask_zero=True, name="word_embedding")(word_ids)
+    features = [word_embedding(n_words, params, word_vectors, word_ids)]
+    if params.casing:
+        inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int64", name="casing_ids")
+        # mask_zero: Concatenate ORs its inputs' masks, so every part must mask padding
+        features.append(layers.Embedding(len(CASINGS) + 1, CASING_DIM, mask_zero=True,
+                                         name="casing_embedding")(inputs["casing_ids"]))
     if n_chars is not None:
-        char_ids = keras.Input(shape=(None, None), dtype="int64", name="char_ids")
-        inputs["char_ids"] = char_ids
-        char_features = CharCNN(n_chars, params.char_dim, params.char_filters, params.char_kernel_size,
-                                name="char_cnn")(char_ids)
-        features = layers.Concatenate(name="word_and_char_features")([features, char_features])
-    x = layers.Dropout(params.dropout, name="input_dropout")(features)
+        inputs["char_ids"] = keras.Input(shape=(None, None), dtype="int64", name="char_ids")
+        features.append(CharCNN(n_chars, params.char_dim, params.char_filters, params.char_kernel_size,
+                                name="char_cnn")(inputs["char_ids"]))
+    x = layers.Concatenate(name="token_features")(features) if len(features) > 1 else features[0]
+    x = layers.Dropout(params.dropout, name="input_dropout")(x)
     rnn = RNN_LAYERS[params.cell](params.units, return_sequences=True, name=params.cell)
     x = layers.Bidirectional(rnn, name="bidirectional")(x)
     x = layers.Dropout(params.dropout, name="output_dropout")(x)
-    probabilities = layers.Dense(n_tags, activation="softmax", name="tag_softmax")(x)
-    return keras.Model(inputs, probabilities, name="network")
+    if params.decoder == "crf":
+        outputs = CRF(n_tags, name="crf")(layers.Dense(n_tags, name="tag_scores")(x))
+    else:
+        outputs = layers.Dense(n_tags, activation="softmax", name="tag_softmax")(x)
+    return keras.Model(inputs, outputs, name="network")
+
+
+def tagging_loss(network: keras.Model, params: ModelParams) -> keras.losses.Loss:
+    """The training loss for labels that mark padding with -1: the CRF's sequence NLL, or
+    per-token cross-entropy averaged over real tokens."""
+    if params.decoder == "crf":
+        return CRFLoss(network.get_layer("crf"))
+    return keras.losses.SparseCategoricalCrossentropy(ignore_class=-1, reduction="mean_with_sample_weight")
 
 
 def build_tagger(encoder: keras.Model, network: keras.Model, tags: list[str]) -> keras.Model:

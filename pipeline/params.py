@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import PipelineError
+from pipeline.word_vectors import DIMENSIONS
 
 SPLITS = ("train", "dev", "test", "test_pp")
 
@@ -41,6 +42,9 @@ class DataParams(Section):
 class VocabParams(Section):
     min_count: int = Field(ge=1)
     lowercase: bool
+    # with model.word_vectors: the N most frequent pretrained words join the vocabulary even when
+    # train lacks them (chosen by the vectors' own frequency order, never by dev or test)
+    pretrained_words: int = Field(ge=0)
 
 
 class CharVocabParams(Section):
@@ -49,13 +53,16 @@ class CharVocabParams(Section):
 
 
 class ModelParams(Section):
+    word_vectors: Literal["none", "glove-6b-50d"]
     word_dim: int = Field(ge=1)
+    casing: bool  # a per-token casing feature (Reimers & Gurevych 2017) beside the word embedding
     cell: Literal["simple", "gru", "lstm"]
     units: int = Field(ge=1)
     dropout: float = Field(ge=0, lt=1)
     char_dim: int = Field(ge=1)
     char_filters: int = Field(ge=1)
     char_kernel_size: int = Field(ge=1)
+    decoder: Literal["softmax", "crf"]
 
 
 class TrainParams(Section):
@@ -97,6 +104,19 @@ class Params(Section):
     train: TrainParams
     evaluate: EvaluateParams
     mlflow: MlflowParams
+
+    @model_validator(mode="after")
+    def word_vectors_fit(self):
+        vectors = self.model.word_vectors
+        if vectors != "none":
+            if self.model.word_dim != DIMENSIONS[vectors]:
+                raise ValueError(f"model.word_dim: must be {DIMENSIONS[vectors]} to hold the {vectors} vectors, "
+                                 f"got {self.model.word_dim}")
+            if not self.vocab.lowercase:
+                raise ValueError(f"vocab.lowercase: must be true with model.word_vectors {vectors} "
+                                 "(its words are lower-cased; casing reaches the model through model.casing "
+                                 "and the char CNN)")
+        return self
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:

@@ -1,7 +1,7 @@
 """reports/comparison.md: the per-seed table and the char-gain summary, generated from metrics.json."""
 from __future__ import annotations
 
-BASELINE, CHAR_MODEL = "baseline", "char_cnn"  # the two models compared (pipeline.train.MODELS)
+BASELINE, CHAR_MODEL = "baseline", "char_cnn"  # the two models compared (trained by pipeline.train)
 
 
 def comparison_markdown(metrics: dict, models: list[str], splits: list[str]) -> str:

@@ -17,7 +17,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from pipeline.errors import PipelineError
 from pipeline.tokenize import tokenize
 
-TAGGER_FILE = "tagger.keras"  # also pipeline.train.TAGGER_FILE; kept here so loading needs no training code
+TAGGER_FILE = "tagger.keras"  # what pipeline.train writes in each seed folder
 
 
 @dataclass

@@ -19,21 +19,24 @@ from pathlib import Path
 
 import keras
 import mlflow
+import numpy as np
 import tensorflow as tf
 
 from pipeline.char_vocab import CHARS_FILE
 from pipeline.conll import Sentence, check_known_tags, load_split, split_path
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.metrics import score
-from pipeline.model import PAD, build_encoder, build_network, build_tagger, tag_sentences
+from pipeline.model import PAD, build_encoder, build_network, build_tagger, tag_sentences, tagging_loss
+from pipeline.optimizers import LazyAdam
 from pipeline.params import Params, load_params
+from pipeline.report import BASELINE, CHAR_MODEL
 from pipeline.serving import log_tagger_model
+from pipeline.tagger import TAGGER_FILE
 from pipeline.tracking import flat_params, run_tags, start_experiment
-from pipeline.vocab import TAGS_FILE, WORDS_FILE, read_list
+from pipeline.vocab import TAGS_FILE, VECTORS_FILE, WORDS_FILE, read_list, read_vectors
 
-MODELS = {"baseline": "none", "char_cnn": "cnn"}  # model name -> char encoder
+MODELS = {BASELINE: "none", CHAR_MODEL: "cnn"}  # model name -> char encoder
 MODELS_DIR = Path("models")
-TAGGER_FILE = "tagger.keras"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.csv"
 LENGTH_BUCKETS = [8, 16, 24, 32, 48, 64]  # sentence lengths; a batch holds sentences of one bucket
@@ -41,7 +44,7 @@ LENGTH_BUCKETS = [8, 16, 24, 32, 48, 64]  # sentence lengths; a batch holds sent
 
 def make_dataset(sentences: list[Sentence], encoder: keras.Model, tags: list[str], batch_size: int,
                  shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """(ids, tag ids, weights) batches of sentences of similar length; weight 0 marks padding."""
+    """(ids, tag ids) batches of sentences of similar length; tag id -1 marks padding."""
     tag_ids = {tag: i for i, tag in enumerate(tags)}
     # all sentences as flat tensors plus (start, length) per sentence: dense elements for padded batching
     tokens = tf.constant([token for s in sentences for token in s.tokens], dtype=tf.string)
@@ -54,12 +57,12 @@ def make_dataset(sentences: list[Sentence], encoder: keras.Model, tags: list[str
     dataset = dataset.map(lambda start, length: (tokens[start : start + length], labels[start : start + length]))
     dataset = dataset.bucket_by_sequence_length(
         lambda tokens, labels: tf.shape(tokens)[0], LENGTH_BUCKETS, [batch_size] * (len(LENGTH_BUCKETS) + 1),
-        padded_shapes=([None], [None]), padding_values=(PAD, 0))
+        padded_shapes=([None], [None]), padding_values=(PAD, -1))
     # tell Keras the epoch's length (bucketing hides it), for its progress bar and end-of-data check
     per_bucket = Counter(bisect.bisect_right(LENGTH_BUCKETS, length) for length in lengths)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(
         sum(math.ceil(count / batch_size) for count in per_bucket.values())))
-    encode = lambda tokens, labels: (encoder(tokens), labels, tf.cast(tokens != PAD, tf.float32))
+    encode = lambda tokens, labels: (encoder(tokens), labels)
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -95,22 +98,30 @@ class EpochRecorder(keras.callbacks.Callback):
                                 "epoch_seconds": row["seconds"]}, step=row["epoch"])
 
 
+def build_for_training(name: str, params: Params, words: list[str], chars: list[str], tags: list[str],
+                       word_vectors: np.ndarray | None = None) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(encoder, network compiled for training, tagger) of model `name`; seed first for repeatable weights."""
+    with_chars = MODELS[name] == "cnn"
+    encoder = build_encoder(words, chars if with_chars else None, params.vocab.lowercase,
+                            params.char_vocab.max_word_length, params.model.casing)
+    # lookup ids = vocabulary + padding + OOV
+    network = build_network(len(words) + 2, len(chars) + 2 if with_chars else None, len(tags), params.model,
+                            word_vectors)
+    network.compile(optimizer=LazyAdam(params.train.learning_rate, clipnorm=params.train.clipnorm),
+                    loss=tagging_loss(network, params.model))
+    return encoder, network, build_tagger(encoder, network, tags)
+
+
 def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], dev: list[Sentence],
-                 words: list[str], chars: list[str], tags: list[str]) -> tuple[keras.Model, list[dict]]:
+                 words: list[str], chars: list[str], tags: list[str],
+                 word_vectors: np.ndarray | None = None) -> tuple[keras.Model, list[dict]]:
     """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve.
 
     `seed` sets every random choice: weight initialisation, dropout and the shuffling of batches.
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    with_chars = MODELS[name] == "cnn"
-    encoder = build_encoder(words, chars if with_chars else None, params.vocab.lowercase,
-                            params.char_vocab.max_word_length)
-    # lookup ids = vocabulary + padding + OOV
-    network = build_network(len(words) + 2, len(chars) + 2 if with_chars else None, len(tags), params.model)
-    tagger = build_tagger(encoder, network, tags)
-    network.compile(optimizer=keras.optimizers.Adam(params.train.learning_rate, clipnorm=params.train.clipnorm),
-                    loss=keras.losses.SparseCategoricalCrossentropy())
+    encoder, network, tagger = build_for_training(name, params, words, chars, tags, word_vectors)
     recorder = EpochRecorder()
     callbacks = [DevF1(tagger, dev, params.evaluate.batch_size),
                  keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=params.train.patience,
@@ -144,7 +155,8 @@ def train_one_seed(name: str, seed: int, params: Params, data: dict, staging: Pa
                            "n_words": len(data["words"]), "n_chars": len(data["chars"]), "n_tags": len(data["tags"]),
                            "train_sentences": len(train)})
         started = time.perf_counter()
-        tagger, history = train_tagger(name, params, seed, train, dev, data["words"], data["chars"], data["tags"])
+        tagger, history = train_tagger(name, params, seed, train, dev, data["words"], data["chars"], data["tags"],
+                                       data["word_vectors"])
         seconds = time.perf_counter() - started
         best = max(history, key=lambda row: row["dev_f1"])
         summary = {"model": name, "seed": seed, "mlflow_run_id": run.info.run_id, "best_epoch": best["epoch"],
@@ -160,6 +172,16 @@ def train_one_seed(name: str, seed: int, params: Params, data: dict, staging: Pa
     return summary
 
 
+def load_training_data(params: Params) -> dict:
+    """The vocabulary stages' outputs and the train and dev sentences."""
+    data = {"words": read_list(WORDS_FILE), "chars": read_list(CHARS_FILE), "tags": read_list(TAGS_FILE),
+            "train": load_split("train", params.data.limit), "dev": load_split("dev", params.data.limit)}
+    check_known_tags(data["dev"], set(data["tags"]), str(split_path("dev")))
+    data["word_vectors"] = (read_vectors(VECTORS_FILE, len(data["words"]), params.model.word_dim)
+                            if params.model.word_vectors != "none" else None)
+    return data
+
+
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -168,10 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     if name not in MODELS:
         raise PipelineError(f"unknown model {name!r} (expected one of: {', '.join(MODELS)})")
     params = load_params()
-    data = {"words": read_list(WORDS_FILE), "chars": read_list(CHARS_FILE), "tags": read_list(TAGS_FILE),
-            "train": load_split("train", params.data.limit), "dev": load_split("dev", params.data.limit)}
-    check_known_tags(data["dev"], set(data["tags"]), str(split_path("dev")))
-
+    data = load_training_data(params)
     start_experiment()
     # every seed goes into a staging folder, renamed to models/<name> only when all have trained
     MODELS_DIR.mkdir(parents=True, exist_ok=True)

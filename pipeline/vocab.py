@@ -1,29 +1,44 @@
-"""Stage `vocab`: word vocabulary and tag list from train only -> data/vocab/."""
+"""Stage `vocab`: word vocabulary and tag list from train only, and the vocabulary's pretrained
+vectors (model.word_vectors) -> data/vocab/."""
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
 
-from pipeline.conll import Sentence, available_splits, check_known_tags, load_split, split_path, write_text_atomic
+import numpy as np
+
+from pipeline.conll import (Sentence, available_splits, check_known_tags, load_split, split_path, write_bytes_atomic,
+                          write_text_atomic)
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.params import SPLITS, VocabParams, load_params
+from pipeline.word_vectors import embedding_rows, load_pretrained
 
 VOCAB_DIR = Path("data/vocab")
 WORDS_FILE = VOCAB_DIR / "words.txt"
 TAGS_FILE = VOCAB_DIR / "tags.txt"
 STATS_FILE = VOCAB_DIR / "vocab_stats.json"
+VECTORS_FILE = VOCAB_DIR / "word_vectors.npy"  # one row per word of words.txt; (n, 0) without word vectors
 
 
 def normalize(token: str, lowercase: bool) -> str:
     return token.lower() if lowercase else token
 
 
-def build_word_vocab(train: list[Sentence], params: VocabParams) -> list[str]:
-    """Words seen at least `min_count` times in train, most frequent first (ties alphabetical)."""
+def build_word_vocab(train: list[Sentence], params: VocabParams, pretrained: list[str] | None = None) -> list[str]:
+    """Words seen at least `min_count` times in train, most frequent first (ties alphabetical).
+
+    With `pretrained` words (most frequent first): train words that have a vector are kept whatever
+    their count, then the first `params.pretrained_words` of them that train lacks are appended.
+    """
     counts = Counter(normalize(token, params.lowercase) for s in train for token in s.tokens)
-    kept = [word for word, count in counts.items() if count >= params.min_count]
-    return sorted(kept, key=lambda word: (-counts[word], word))
+    has_vector = set(pretrained or ())
+    kept = [word for word, count in counts.items() if count >= params.min_count or word in has_vector]
+    words = sorted(kept, key=lambda word: (-counts[word], word))
+    if pretrained:
+        words += [word for word in pretrained[: params.pretrained_words] if word not in counts]
+    return words
 
 
 def build_tag_list(train: list[Sentence]) -> list[str]:
@@ -53,22 +68,62 @@ def read_list(path: str | Path) -> list[str]:
     return items
 
 
+def write_vectors(path: Path, matrix: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, matrix)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def read_vectors(path: str | Path, n_words: int, dim: int) -> np.ndarray:
+    """The vocabulary's pretrained vectors (NaN rows: none), checked against words.txt and word_dim."""
+    try:
+        matrix = np.load(path)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: file not found (run `dvc repro` to build it)") from None
+    except ValueError as error:
+        raise PipelineError(f"{path}: not a numpy array file ({error})") from None
+    if matrix.shape != (n_words, dim):
+        raise PipelineError(f"{path}: shape {matrix.shape}, expected ({n_words}, {dim}) for words.txt and "
+                            "model.word_dim (run `dvc repro` to rebuild it)")
+    return matrix
+
+
+def coverage(sentences: list[Sentence], with_vector: set[str], lowercase: bool) -> float:
+    """Share of the tokens that get a pretrained vector."""
+    return 1 - oov_rate(sentences, with_vector, lowercase)
+
+
 @exits_cleanly
 def main() -> None:
     params = load_params()
     limit = params.data.limit
     train = load_split("train", limit)
-    words = build_word_vocab(train, params.vocab)
+    vectors_name = params.model.word_vectors
+    pretrained_words, pretrained_vectors = load_pretrained(vectors_name) if vectors_name != "none" else (None, None)
+    words = build_word_vocab(train, params.vocab, pretrained_words)
     tags = build_tag_list(train)
+    if pretrained_words:
+        matrix = embedding_rows(words, pretrained_words, pretrained_vectors)
+        with_vector = {word for word, row in zip(words, matrix) if np.isfinite(row).all()}
+    else:
+        matrix, with_vector = np.zeros((len(words), 0), np.float32), set()
     stats = {"words": len(words), "tags": len(tags), "train_sentences": len(train),
              "train_tokens": sum(len(s.tokens) for s in train), "oov_rate": {}}
     vocab = set(words)
+    train_words = {token.lower() for s in train for token in s.tokens}
+    if pretrained_words:
+        stats["word_vectors"] = {"name": vectors_name, "words_with_vector": len(with_vector),
+                                 "words_not_in_train": len(vocab - train_words),
+                                 "token_coverage": {"train": round(coverage(train, with_vector, True), 6)}}
     for split in available_splits(SPLITS[1:]):
         sentences = load_split(split, limit)
         check_known_tags(sentences, set(tags), str(split_path(split)))
         stats["oov_rate"][split] = round(oov_rate(sentences, vocab, params.vocab.lowercase), 6)
+        if pretrained_words:
+            stats["word_vectors"]["token_coverage"][split] = round(coverage(sentences, with_vector, True), 6)
     write_list(WORDS_FILE, words)
     write_list(TAGS_FILE, tags)
+    write_vectors(VECTORS_FILE, matrix)
     write_text_atomic(STATS_FILE, json.dumps(stats, indent=2) + "\n")
     print(json.dumps(stats))
 

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.conll import check_known_tags, parse_conll, read_conll, write_text_atomic
+from pipeline.conll import check_known_tags, parse_conll, read_conll, write_bytes_atomic
 from pipeline.errors import PipelineError
 
 
@@ -67,6 +67,6 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
     path.write_text("old")
 
     with pytest.raises(TypeError):
-        write_text_atomic(path, 42)  # not text: fails mid-write
+        write_bytes_atomic(path, 42)  # not bytes: fails mid-write, after the temporary file exists
     assert path.read_text() == "old"
     assert list(tmp_path.iterdir()) == [path]

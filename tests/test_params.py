@@ -30,6 +30,11 @@ def test_project_params_are_valid():
     (lambda p: p["data"].update(limit=0), r"data.limit: Input should be greater than or equal to 1"),
     (lambda p: p["data"].update(dataset="custom"), r"data: dataset 'custom' needs data.files.train"),
     (lambda p: p["evaluate"].update(bootstrap_resamples=10), r"evaluate.bootstrap_resamples"),
+    (lambda p: p["model"].update(decoder="hmm"), r"model.decoder: Input should be 'softmax' or 'crf'"),
+    (lambda p: p["model"].update(word_vectors="glove-6b-50d", word_dim=100),
+     r"model.word_dim: must be 50 to hold the glove-6b-50d vectors, got 100"),
+    (lambda p: p["model"].update(word_vectors="glove-6b-50d", word_dim=50) or p["vocab"].update(lowercase=False),
+     r"vocab.lowercase: must be true with model.word_vectors glove-6b-50d"),
 ])
 def test_bad_params_name_the_key(tmp_path, change, message):
     with pytest.raises(PipelineError, match=message):

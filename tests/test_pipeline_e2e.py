@@ -46,7 +46,7 @@ def set_params(repo, **changes):
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, shared_data):
     repo = tmp_path_factory.mktemp("project")
-    for name in ("pipeline", "dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("pipeline", "benchmarks", "dvc.yaml", "params.yaml", ".gitignore"):
         source = REPO_ROOT / name
         if source.is_dir():
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -54,6 +54,7 @@ def repo(tmp_path_factory, shared_data):
             shutil.copy(source, repo / name)
     set_params(repo, **{"data.source": str(shared_data), "data.limit": LIMIT, "train.epochs": EPOCHS, "train.seeds": SEEDS,
                         "train.learning_rate": 0.02, "train.batch_size": 8, "mlflow.register": True,
+                        "vocab.pretrained_words": 5000,
                         "evaluate.bootstrap_resamples": 1000, "evaluate.permutation_resamples": 1000})
     run(["git", "init", "-q"], repo)
     run(["git", "config", "user.name", "pipeline tests"], repo)  # CI machines may have no git identity
@@ -295,3 +296,20 @@ def test_parallel_sweep_through_a_tracking_server_loses_nothing(repo, mlflow_ser
     for name in ("gru", "simple"):
         by_name = check_mlflow_runs(mlflow_server, name)
         assert by_name["char_cnn-seed2"].data.params["model.cell"] == name
+
+
+def test_speed_benchmark_writes_its_report(repo):
+    repo, _ = repo
+    run([sys.executable, "-m", "benchmarks.speed", "--epochs", "2", "--large-batches", "16"], repo)
+    report = json.loads((repo / "reports/benchmark.json").read_text())
+    assert [(r["model"], r["batch_size"]) for r in report["results"]] == [
+        ("baseline", 8), ("char_cnn", 8), ("book", 8), ("char_cnn", 16)]
+    for result in report["results"]:
+        for key in ("train_sentences_per_second", "train_tokens_per_second", "inference_sentences_per_second",
+                    "latency_ms_p50", "latency_ms_p95", "peak_memory_mib"):
+            assert result[key] > 0, (result["model"], key)
+        assert result["latency_ms_p50"] <= result["latency_ms_p95"]
+        assert result["train_tokens_per_second"] > result["train_sentences_per_second"]
+    assert report["machine"]["cores"] >= 1 and report["settings"]["book"]["padded_length"] == 40
+    assert set(report["ratios_char_cnn_to_book"]) == {"train_sentences_per_second", "inference_sentences_per_second",
+                                                     "latency_ms_p50", "peak_memory_mib"}

@@ -1,11 +1,14 @@
 import json
 
+import numpy as np
 import pytest
 import yaml
 
 from pipeline import char_vocab, vocab
 from pipeline.conll import parse_conll
+from pipeline.errors import PipelineError
 from pipeline.params import CharVocabParams, VocabParams
+from pipeline.word_vectors import embedding_rows, load_pretrained
 from tests.conftest import REPO_ROOT
 
 
@@ -16,10 +19,28 @@ def sentences(text):
 TRAIN = "The O\nEU B-ORG\nsaid O\n\nthe O\neu B-ORG\nin O\nBerlin B-LOC\n\nThe O\nEU B-ORG\n"
 
 
+def vocab_params(min_count, lowercase, pretrained_words=0):
+    return VocabParams(min_count=min_count, lowercase=lowercase, pretrained_words=pretrained_words)
+
+
 def test_word_vocab_min_count_and_order():
-    assert vocab.build_word_vocab(sentences(TRAIN), VocabParams(min_count=2, lowercase=False)) == ["EU", "The"]
-    assert vocab.build_word_vocab(sentences(TRAIN), VocabParams(min_count=2, lowercase=True)) == ["eu", "the"]
-    assert len(vocab.build_word_vocab(sentences(TRAIN), VocabParams(min_count=1, lowercase=False))) == 7
+    assert vocab.build_word_vocab(sentences(TRAIN), vocab_params(2, lowercase=False)) == ["EU", "The"]
+    assert vocab.build_word_vocab(sentences(TRAIN), vocab_params(2, lowercase=True)) == ["eu", "the"]
+    assert len(vocab.build_word_vocab(sentences(TRAIN), vocab_params(1, lowercase=False))) == 7
+
+
+def test_pretrained_words_keep_rare_train_words_and_add_frequent_ones():
+    pretrained = ["the", ",", "berlin", "in", "paris", "zürich"]  # most frequent first
+    words = vocab.build_word_vocab(sentences(TRAIN), vocab_params(2, True, pretrained_words=3), pretrained)
+    # train words by count (berlin and in are seen once but have vectors), then "," (in the first 3, not in train)
+    assert words == ["eu", "the", "berlin", "in", ","]
+
+
+def test_embedding_rows_follow_the_vocabulary_and_mark_missing_rows_nan():
+    vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
+    rows = embedding_rows(["c", "x", "a"], ["a", "b", "c"], vectors)
+    np.testing.assert_array_equal(rows[[0, 2]], [[4, 5], [0, 1]])
+    assert np.isnan(rows[1]).all()
 
 
 def test_tag_list_puts_o_first_and_groups_types():
@@ -35,7 +56,8 @@ def test_char_vocab_counts_characters_of_train_tokens():
 def project(tmp_path, monkeypatch):
     """A project folder with params.yaml and a tiny data/raw, as the download stage leaves it."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["vocab"]["min_count"] = 1
+    params["vocab"].update(min_count=1, lowercase=False)
+    params["model"].update(word_vectors="none", word_dim=100)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
@@ -56,6 +78,26 @@ def test_vocab_stage_uses_train_only(project):
     stats = json.loads((project / "data/vocab/vocab_stats.json").read_text())
     assert stats["oov_rate"] == {"dev": 0.5, "test": 1.0}
     assert stats["words"] == 7 and stats["tags"] == 3
+    assert np.load(project / "data/vocab/word_vectors.npy").shape == (7, 0)
+
+
+def test_vocab_stage_with_glove_adds_frequent_words_and_their_vectors(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["vocab"].update(lowercase=True, pretrained_words=5000)
+    params["model"].update(word_vectors="glove-6b-50d", word_dim=50)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    vocab.main()
+    words = (project / "data/vocab/words.txt").read_text().split("\n")[:-1]
+    assert words[:3] == ["eu", "the", "berlin"] and "paris" in words and "zürich" not in words
+    assert len(words) == len(set(words))
+    matrix = vocab.read_vectors(project / "data/vocab/word_vectors.npy", len(words), 50)
+    glove_words, glove_vectors = load_pretrained("glove-6b-50d")
+    np.testing.assert_array_equal(matrix[words.index("paris")], glove_vectors[glove_words.index("paris")])
+    stats = json.loads((project / "data/vocab/vocab_stats.json").read_text())
+    assert stats["word_vectors"]["token_coverage"] == {"train": 1.0, "dev": 1.0, "test": 0.0}
+    assert stats["oov_rate"] == {"dev": 0.0, "test": 1.0}
+    with pytest.raises(PipelineError, match=r"word_vectors.npy: shape \(\d+, 50\), expected \(3, 50\)"):
+        vocab.read_vectors(project / "data/vocab/word_vectors.npy", 3, 50)
 
 
 def test_vocab_stage_stops_on_a_tag_unseen_in_train_and_writes_nothing(project, capsys):

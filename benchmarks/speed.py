@@ -1,0 +1,212 @@
+"""Speed benchmark on the real CoNLL-2003 data -> reports/benchmark.json.
+
+    python -m benchmarks.speed            # after `dvc repro` (it reads data/raw and data/vocab)
+    python -m benchmarks.speed --repro    # also times a full default `dvc repro` in a fresh clone
+
+For each tagger of params.yaml (and char_cnn at larger batches, and the book chapter's model as a
+reference point) it measures, each in its own process so that peak memory is its own:
+training throughput (steady-state epochs, the first one, which traces the graph, reported apart),
+batched inference throughput and single-sentence latency of the saved model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+from keras import layers
+
+from pipeline.conll import load_split, write_text_atomic
+from pipeline.errors import exits_cleanly
+from pipeline.model import build_encoder, pad_batch, tag_sentences
+from pipeline.params import load_params
+from pipeline.train import build_for_training, load_training_data, make_dataset
+
+REPORT = Path("reports/benchmark.json")
+BOOK = "book"  # the book chapter's configuration: sentences padded to 40, SimpleRNN 64, softmax
+BOOK_LENGTH, BOOK_EMBEDDING, BOOK_UNITS = 40, 128, 64
+LATENCY_SENTENCES = 300
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def book_model(n_words: int, n_tags: int):
+    """Embedding -> SimpleRNN(64) -> per-token softmax over sentences padded/truncated to 40 ids."""
+    ids = keras.Input(shape=(BOOK_LENGTH,), dtype="int64", name="word_ids")
+    x = layers.Embedding(n_words, BOOK_EMBEDDING, mask_zero=True)(ids)
+    x = layers.SimpleRNN(BOOK_UNITS, return_sequences=True)(x)
+    model = keras.Model(ids, layers.Dense(n_tags, activation="softmax")(x))
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=-1))
+    return model
+
+
+def padded_ids(sentences, encoder, tag_ids=None):
+    """The book's input: every sentence cut or padded to 40 ids (labels -1 on padding)."""
+    tokens = pad_batch([s.tokens[:BOOK_LENGTH] + [""] * (BOOK_LENGTH - len(s.tokens)) for s in sentences])
+    ids = encoder(tokens)["word_ids"].numpy()
+    if tag_ids is None:
+        return ids
+    labels = np.full(ids.shape, -1)
+    for row, s in enumerate(sentences):
+        tags = [tag_ids[tag] for tag in s.tags[:BOOK_LENGTH]]
+        labels[row, : len(tags)] = tags
+    return ids, labels
+
+
+def measure(name: str, batch_size: int, epochs: int) -> dict:
+    """Train `name` for `epochs` epochs, save and reload it, time inference; one process per call."""
+    params = load_params()
+    data = load_training_data(params)
+    train, test = data["train"], load_split("test", params.data.limit)
+    keras.utils.set_random_seed(0)
+    timer = EpochTimer()
+    if name == BOOK:
+        encoder = build_encoder(data["words"], None, params.vocab.lowercase, params.char_vocab.max_word_length)
+        model = book_model(len(data["words"]) + 2, len(data["tags"]))
+        ids, labels = padded_ids(train, encoder, {tag: i for i, tag in enumerate(data["tags"])})
+        batches = tf.data.Dataset.from_tensor_slices((ids, labels)).shuffle(len(ids), seed=0).batch(batch_size)
+        model.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
+        saved = model
+        test_inputs = padded_ids(test, encoder)
+    else:
+        encoder, network, saved = build_for_training(name, params, data["words"], data["chars"], data["tags"],
+                                                     data["word_vectors"])
+        batches = make_dataset(train, encoder, data["tags"], batch_size, shuffle_seed=0)
+        network.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
+    with tempfile.TemporaryDirectory() as folder:
+        saved.save(Path(folder) / "model.keras")
+        loaded = keras.saving.load_model(Path(folder) / "model.keras")
+
+    def tag_all():
+        if name == BOOK:
+            return loaded.predict(test_inputs, batch_size=params.evaluate.batch_size, verbose=0)
+        return tag_sentences(loaded, [s.tokens for s in test], params.evaluate.batch_size)
+
+    tag_all()  # warm-up: traces the graph for the batch shapes
+    started = time.perf_counter()
+    tag_all()
+    inference_seconds = time.perf_counter() - started
+
+    singles = [s.tokens for s in test[:LATENCY_SENTENCES]]
+    latencies = []
+    for tokens in singles:
+        batch = test_inputs[:1] if name == BOOK else pad_batch([tokens])
+        started = time.perf_counter()
+        loaded.predict_on_batch(batch)
+        latencies.append(time.perf_counter() - started)
+    latencies = np.array(latencies[20:]) * 1000  # the first calls trace the graph
+
+    steady = timer.seconds[1:] or timer.seconds
+    epoch_seconds = float(np.mean(steady))
+    train_tokens = sum(min(len(s.tokens), BOOK_LENGTH) if name == BOOK else len(s.tokens) for s in train)
+    test_sentences = len(test)
+    return {
+        "model": name, "batch_size": batch_size, "epochs": epochs,
+        "first_epoch_seconds": round(timer.seconds[0], 2), "epoch_seconds": round(epoch_seconds, 2),
+        "train_sentences_per_second": round(len(train) / epoch_seconds),
+        "train_tokens_per_second": round(train_tokens / epoch_seconds),
+        "inference_sentences_per_second": round(test_sentences / inference_seconds),
+        "inference_tokens_per_second": round(sum(len(s.tokens) for s in test) / inference_seconds),
+        "inference_batch_size": params.evaluate.batch_size,
+        "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2),
+        "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "truncated_train_tokens": sum(max(0, len(s.tokens) - BOOK_LENGTH) for s in train) if name == BOOK else 0,
+    }
+
+
+def run_isolated(name: str, batch_size: int, epochs: int) -> dict:
+    command = [sys.executable, "-m", "benchmarks.speed", "--one", name, "--batch-size", str(batch_size),
+               "--epochs", str(epochs)]
+    print("$", " ".join(command[1:]), file=sys.stderr, flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"benchmark of {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def time_full_repro(source: Path) -> dict:
+    """`dvc repro` of the committed project in a fresh clone, data read from the local mirror `source`."""
+    with tempfile.TemporaryDirectory() as folder:
+        clone = Path(folder) / "clone"
+        subprocess.run(["git", "clone", "--quiet", ".", str(clone)], check=True)
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        params["data"]["source"] = str(source.resolve())
+        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        started = time.perf_counter()
+        subprocess.run(["dvc", "repro", "--quiet"], cwd=clone, check=True,
+                       env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"})
+        return {"seconds": round(time.perf_counter() - started), "seeds": params["train"]["seeds"],
+                "command": "dvc repro (fresh clone, default params.yaml, data from a local mirror)"}
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory, 1), "gpu": "none",
+            "python": platform.python_version(), "tensorflow": tf.__version__, "platform": platform.platform()}
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs per model (the first is warm-up)")
+    parser.add_argument("--large-batches", default="64,128", help="char_cnn also at these batch sizes")
+    parser.add_argument("--repro", action="store_true", help="also time a full dvc repro in a fresh clone")
+    parser.add_argument("--source", type=Path, default=Path(os.environ.get("NER_SHARED_DATA", "../shared/data")),
+                        help="local data mirror for --repro")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args.one, args.batch_size, args.epochs)))
+        return
+
+    params = load_params()
+    batch = params.train.batch_size
+    runs = [("baseline", batch), ("char_cnn", batch), (BOOK, batch)]
+    runs += [("char_cnn", int(size)) for size in args.large_batches.split(",") if size]
+    results = [run_isolated(name, size, args.epochs) for name, size in runs]
+    by_key = {(r["model"], r["batch_size"]): r for r in results}
+    char, book = by_key[("char_cnn", batch)], by_key[(BOOK, batch)]
+    report = {
+        "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "settings": {"model": params.model.model_dump(), "batch_size": batch,
+                     "book": {"padded_length": BOOK_LENGTH, "embedding": BOOK_EMBEDDING, "cell": "SimpleRNN",
+                              "units": BOOK_UNITS, "decoder": "softmax", "bidirectional": False}},
+        "results": results,
+        "ratios_char_cnn_to_book": {key: round(char[key] / book[key], 2) for key in
+                                    ["train_sentences_per_second", "inference_sentences_per_second",
+                                     "latency_ms_p50", "peak_memory_mib"]},
+    }
+    if args.repro:
+        report["full_repro"] = time_full_repro(args.source)
+    write_text_atomic(REPORT, json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipeline.optimizers import LazyAdam
+
+
+def train(optimizer, ids_per_step, dense):
+    """A few steps on an embedding table; returns the table."""
+    table = keras.Variable(np.linspace(-1, 1, 24, dtype="float32").reshape(6, 4))
+    for ids in ids_per_step:
+        with tf.GradientTape() as tape:
+            rows = tf.gather(table.value, ids)
+            loss = tf.reduce_sum(tf.square(rows - 0.3) * tf.range(1.0, 5.0))
+        gradient = tape.gradient(loss, table.value)  # tf.IndexedSlices, as for an Embedding layer
+        optimizer.apply([tf.convert_to_tensor(gradient) if dense else gradient], [table])
+    return table.numpy()
+
+
+def test_dense_gradients_get_keras_adams_update():
+    steps = [[0, 1, 1], [2, 0], [5]]
+    expected = train(keras.optimizers.Adam(0.1), steps, dense=True)
+    np.testing.assert_allclose(train(LazyAdam(0.1), steps, dense=True), expected, rtol=1e-6)
+
+
+def test_sparse_gradients_update_only_the_rows_used_like_adam_on_them():
+    steps = [[0, 1, 1], [0, 1], [1, 0, 0]]  # rows 0 and 1 in every step: Adam's update exactly
+    lazy = train(LazyAdam(0.1), steps, dense=False)
+    dense = train(keras.optimizers.Adam(0.1), steps, dense=True)
+    np.testing.assert_allclose(lazy[:2], dense[:2], rtol=1e-5)
+    np.testing.assert_array_equal(lazy[2:], np.linspace(-1, 1, 24, dtype="float32").reshape(6, 4)[2:])
+    # a row left out of a step keeps its value there (dense Adam moves it on its momentum)
+    skipped = train(LazyAdam(0.1), [[0, 2], [2], [2]], dense=False)
+    first = train(LazyAdam(0.1), [[0, 2]], dense=False)
+    np.testing.assert_array_equal(skipped[0], first[0])
