@@ -90,10 +90,10 @@ def measure(name: str, batch_size: int, epochs: int) -> dict:
         saved = model
         test_inputs = padded_ids(test, encoder)
     else:
-        encoder, network, saved = build_for_training(name, params, data["words"], data["chars"], data["tags"],
+        encoder, trainer, saved = build_for_training(name, params, data["words"], data["chars"], data["tags"],
                                                      data["word_vectors"])
         batches = make_dataset(train, encoder, data["tags"], batch_size, shuffle_seed=0)
-        network.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
+        trainer.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
     with tempfile.TemporaryDirectory() as folder:
         saved.save(Path(folder) / "model.keras")
         loaded = keras.saving.load_model(Path(folder) / "model.keras")

@@ -100,16 +100,19 @@ class EpochRecorder(keras.callbacks.Callback):
 
 def build_for_training(name: str, params: Params, words: list[str], chars: list[str], tags: list[str],
                        word_vectors: np.ndarray | None = None) -> tuple[keras.Model, keras.Model, keras.Model]:
-    """(encoder, network compiled for training, tagger) of model `name`; seed first for repeatable weights."""
+    """(encoder, compiled training model, tagger) of model `name`; seed first for repeatable weights."""
     with_chars = MODELS[name] == "cnn"
     encoder = build_encoder(words, chars if with_chars else None, params.vocab.lowercase,
                             params.char_vocab.max_word_length, params.model.casing)
     # lookup ids = vocabulary + padding + OOV
     network = build_network(len(words) + 2, len(chars) + 2 if with_chars else None, len(tags), params.model,
                             word_vectors)
-    network.compile(optimizer=LazyAdam(params.train.learning_rate, clipnorm=params.train.clipnorm),
+    # compile a twin that shares the network's layers: the saved tagger then holds an uncompiled
+    # network, and the CRF loss (which refers to the CRF layer) stays out of the file
+    trainer = keras.Model(network.inputs, network.outputs, name="trainer")
+    trainer.compile(optimizer=LazyAdam(params.train.learning_rate, clipnorm=params.train.clipnorm),
                     loss=tagging_loss(network, params.model))
-    return encoder, network, build_tagger(encoder, network, tags)
+    return encoder, trainer, build_tagger(encoder, network, tags)
 
 
 def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], dev: list[Sentence],
@@ -121,14 +124,14 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    encoder, network, tagger = build_for_training(name, params, words, chars, tags, word_vectors)
+    encoder, trainer, tagger = build_for_training(name, params, words, chars, tags, word_vectors)
     recorder = EpochRecorder()
     callbacks = [DevF1(tagger, dev, params.evaluate.batch_size),
                  keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=params.train.patience,
                                                restore_best_weights=True),
                  recorder]
     batches = make_dataset(train, encoder, tags, params.train.batch_size, shuffle_seed=seed)
-    network.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled above
+    trainer.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled above
     return tagger, recorder.rows
 
 

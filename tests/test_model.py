@@ -96,7 +96,7 @@ def test_saved_tagger_takes_raw_strings_and_needs_no_side_files(tmp_path):
     assert {tag for tags in after for tag in tags} <= set(TAGS)
 
 
-def test_training_learns_and_is_reproducible(real_train):
+def test_training_learns_and_is_reproducible(real_train, tmp_path):
     sentences = real_train[:150]
     words = build_word_vocab(sentences, PARAMS.vocab.model_copy(update={"min_count": 1}))  # no word vectors
     chars = build_char_vocab(sentences, PARAMS.char_vocab)
@@ -105,8 +105,12 @@ def test_training_learns_and_is_reproducible(real_train):
                                                                                 "learning_rate": 0.01}),
                                        "model": PARAMS.model.model_copy(update={"units": 32, "dropout": 0.1,
                                                                                 "word_vectors": "none"})})
-    _, history = train_tagger("char_cnn", params, 7, sentences, sentences, words, chars, tags)
+    tagger, history = train_tagger("char_cnn", params, 7, sentences, sentences, words, chars, tags)
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 3
     assert max(row["dev_f1"] for row in history) > 70  # fits its own training sentences
     _, again = train_tagger("char_cnn", params, 7, sentences, sentences, words, chars, tags)
     assert [(r["train_loss"], r["dev_f1"]) for r in again] == [(r["train_loss"], r["dev_f1"]) for r in history]
+    # the trained tagger (CRF decoder) saves and loads without training code such as its loss
+    tagger.save(tmp_path / "tagger.keras")
+    tokens = [s.tokens for s in sentences[:20]]
+    assert tag_sentences(keras.saving.load_model(tmp_path / "tagger.keras"), tokens) == tag_sentences(tagger, tokens)
