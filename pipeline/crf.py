@@ -41,6 +41,10 @@ def log_partition(scores, mask, transitions, start, end) -> tf.Tensor:
 
 def viterbi_decode(scores, mask, transitions, start, end) -> tf.Tensor:
     """(batch, time) int32 best tag sequences; padding positions repeat the last real tag."""
+    # one extra padding step, so the scan below never runs over zero steps (one-token batches):
+    # tf.scan cannot stack an empty result when the batch size is unknown, as in a saved model
+    scores = tf.pad(scores, [[0, 0], [0, 1], [0, 0]])
+    mask = tf.pad(mask, [[0, 0], [0, 1]], constant_values=False)
     n_tags = tf.shape(scores)[2]
     unchanged = tf.broadcast_to(tf.range(n_tags)[None], tf.shape(scores[:, 0]))
 
@@ -56,11 +60,11 @@ def viterbi_decode(scores, mask, transitions, start, end) -> tf.Tensor:
     first = start + scores[:, 0]
     bests, came_froms = tf.scan(step, (_time_major(scores)[1:], _time_major(mask)[1:]),
                                 initializer=(first, unchanged))
-    final = tf.concat([first[None], bests], axis=0)[-1] + end
+    final = bests[-1] + end
     last_tag = tf.argmax(final, axis=1, output_type=tf.int32)
     earlier = tf.scan(lambda tag, pointers: tf.gather(pointers, tag, batch_dims=1), came_froms,
                       initializer=last_tag, reverse=True)
-    return tf.transpose(tf.concat([earlier, last_tag[None]], axis=0))
+    return tf.transpose(tf.concat([earlier, last_tag[None]], axis=0))[:, :-1]
 
 
 @keras.saving.register_keras_serializable(package="ner")

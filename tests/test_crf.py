@@ -48,10 +48,16 @@ def test_partition_score_and_viterbi_match_brute_force(seed):
         np.testing.assert_allclose(got, by_path[tuple(path[:length])], rtol=1e-5)
 
 
-def test_single_token_batches_decode():
+def test_single_token_batches_work_in_a_graph_of_unknown_batch_size():
     scores, _, transitions, start, end = random_problem(3)
-    decoded = viterbi_decode(tf.constant(scores[:, :1]), tf.ones((3, 1), tf.bool), transitions, start, end).numpy()
+    # as in a saved tagger: batch and time unknown when the graph is built
+    spec = [tf.TensorSpec((None, None, N_TAGS), tf.float32), tf.TensorSpec((None, None), tf.bool)]
+    decode = tf.function(lambda s, m: viterbi_decode(s, m, transitions, start, end), input_signature=spec)
+    partition = tf.function(lambda s, m: log_partition(s, m, transitions, start, end), input_signature=spec)
+    decoded = decode(scores[:, :1], tf.ones((3, 1), tf.bool)).numpy()
     np.testing.assert_array_equal(decoded[:, 0], np.argmax(scores[:, 0] + start + end, axis=1))
+    np.testing.assert_allclose(partition(scores[:, :1], tf.ones((3, 1), tf.bool)).numpy(),
+                               np.logaddexp.reduce(scores[:, 0] + start + end, axis=1), rtol=1e-5)
 
 
 def test_layer_decodes_one_hot_and_its_loss_is_the_negative_log_likelihood():
