@@ -169,11 +169,23 @@ def machine() -> dict:
             "python": platform.python_version(), "tensorflow": tf.__version__, "platform": platform.platform()}
 
 
+def batch_sizes(text: str) -> list[int]:
+    """--large-batches: comma-separated positive integers."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated batch sizes, got {text!r}") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, got {text!r}")
+    return sizes
+
+
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per model (the first is warm-up)")
-    parser.add_argument("--large-batches", default="64,128", help="char_cnn also at these batch sizes")
+    parser.add_argument("--large-batches", type=batch_sizes, default="64,128",
+                        help="char_cnn also at these batch sizes (comma-separated; empty: none)")
     parser.add_argument("--repro", action="store_true", help="also time a full dvc repro in a fresh clone")
     parser.add_argument("--source", type=Path, default=Path(os.environ.get("NER_SHARED_DATA", "../shared/data")),
                         help="local data mirror for --repro")
@@ -187,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     batch = params.train.batch_size
     runs = [("baseline", batch), ("char_cnn", batch), (BOOK, batch)]
-    runs += [("char_cnn", int(size)) for size in args.large_batches.split(",") if size]
+    runs += [("char_cnn", size) for size in args.large_batches]
     results = [run_isolated(name, size, args.epochs) for name, size in runs]
     by_key = {(r["model"], r["batch_size"]): r for r in results}
     char, book = by_key[("char_cnn", batch)], by_key[(BOOK, batch)]
