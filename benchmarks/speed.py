@@ -3,8 +3,8 @@
     python -m benchmarks.speed            # after `dvc repro` (it reads data/raw and data/vocab)
     python -m benchmarks.speed --repro    # also times a full default `dvc repro` in a fresh clone
 
-For each tagger of params.yaml (and char_cnn at larger batches, and the book chapter's model as a
-reference point) it measures, each in its own process so that peak memory is its own:
+For each tagger of params.yaml's `models` (and the char-encoder taggers at larger batches, and
+the book chapter's model as a reference point) it measures, each in its own process so that peak memory is its own:
 training throughput (steady-state epochs, the first one, which traces the graph, reported apart),
 batched inference throughput and single-sentence latency of the saved model.
 """
@@ -27,13 +27,15 @@ import tensorflow as tf
 import yaml
 from keras import layers
 
-from pipeline.conll import load_split, write_text_atomic
-from pipeline.errors import exits_cleanly
-from pipeline.model import build_encoder, pad_batch, tag_sentences
+from pipeline.batches import make_dataset
+from pipeline.corpus import read_split
+from pipeline.errors import PipelineError, exits_cleanly
+from pipeline.files import write_json_atomic
+from pipeline.layout import BENCHMARK_FILE
+from pipeline.model import build_encoder, build_trainable, pad_batch
 from pipeline.params import load_params
-from pipeline.train import build_for_training, load_training_data, make_dataset
-
-REPORT = Path("reports/benchmark.json")
+from pipeline.tagger import Tagger
+from pipeline.vocabulary import load_vocabulary
 BOOK = "book"  # the book chapter's configuration: sentences padded to 40, SimpleRNN 64, softmax
 BOOK_LENGTH, BOOK_EMBEDDING, BOOK_UNITS = 40, 128, 64
 LATENCY_SENTENCES = 300
@@ -77,22 +79,22 @@ def padded_ids(sentences, encoder, tag_ids=None):
 def measure(name: str, batch_size: int, epochs: int) -> dict:
     """Train `name` for `epochs` epochs, save and reload it, time inference; one process per call."""
     params = load_params()
-    data = load_training_data(params)
-    train, test = data["train"], load_split("test", params.data.limit)
+    vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
+    train, test = read_split("train"), read_split("test")
     keras.utils.set_random_seed(0)
     timer = EpochTimer()
     if name == BOOK:
-        encoder = build_encoder(data["words"], None, params.vocab.lowercase, params.char_vocab.max_word_length)
-        model = book_model(len(data["words"]) + 2, len(data["tags"]))
-        ids, labels = padded_ids(train, encoder, {tag: i for i, tag in enumerate(data["tags"])})
+        encoder = build_encoder(vocabulary.words, None, params.vocab.lowercase, params.char_vocab.max_word_length)
+        model = book_model(len(vocabulary.words) + 2, len(vocabulary.tags))
+        ids, labels = padded_ids(train, encoder, {tag: i for i, tag in enumerate(vocabulary.tags)})
         batches = tf.data.Dataset.from_tensor_slices((ids, labels)).shuffle(len(ids), seed=0).batch(batch_size)
         model.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
         saved = model
         test_inputs = padded_ids(test, encoder)
     else:
-        encoder, trainer, saved = build_for_training(name, params, data["words"], data["chars"], data["tags"],
-                                                     data["word_vectors"])
-        batches = make_dataset(train, encoder, data["tags"], batch_size, shuffle_seed=0)
+        encoder, trainer, saved = build_trainable(params.tagger(name), params.train, vocabulary, params.vocab.lowercase,
+                                                  params.char_vocab.max_word_length)
+        batches = make_dataset(train, encoder, vocabulary.tags, batch_size, shuffle_seed=0)
         trainer.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
     with tempfile.TemporaryDirectory() as folder:
         saved.save(Path(folder) / "model.keras")
@@ -101,7 +103,7 @@ def measure(name: str, batch_size: int, epochs: int) -> dict:
     def tag_all():
         if name == BOOK:
             return loaded.predict(test_inputs, batch_size=params.evaluate.batch_size, verbose=0)
-        return tag_sentences(loaded, [s.tokens for s in test], params.evaluate.batch_size)
+        return Tagger(loaded).tag_tokens([s.tokens for s in test], params.evaluate.batch_size)
 
     tag_all()  # warm-up: traces the graph for the batch shapes
     started = time.perf_counter()
@@ -142,7 +144,7 @@ def run_isolated(name: str, batch_size: int, epochs: int) -> dict:
     print("$", " ".join(command[1:]), file=sys.stderr, flush=True)
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"benchmark of {name} failed:\n{done.stderr[-3000:]}")
+        raise PipelineError(f"benchmark of {name} at batch {batch_size} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per model (the first is warm-up)")
     parser.add_argument("--large-batches", type=batch_sizes, default="64,128",
-                        help="char_cnn also at these batch sizes (comma-separated; empty: none)")
+                        help="taggers with a char encoder also at these batch sizes (comma-separated; empty: none)")
     parser.add_argument("--repro", action="store_true", help="also time a full dvc repro in a fresh clone")
     parser.add_argument("--source", type=Path, default=Path(os.environ.get("NER_SHARED_DATA", "../shared/data")),
                         help="local data mirror for --repro")
@@ -198,25 +200,27 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params()
     batch = params.train.batch_size
-    runs = [("baseline", batch), ("char_cnn", batch), (BOOK, batch)]
-    runs += [("char_cnn", size) for size in args.large_batches]
+    with_chars = [name for name in params.models if params.tagger(name).char_encoder != "none"]
+    runs = [(name, batch) for name in params.models] + [(BOOK, batch)]
+    runs += [(name, size) for name in with_chars for size in args.large_batches]
     results = [run_isolated(name, size, args.epochs) for name, size in runs]
     by_key = {(r["model"], r["batch_size"]): r for r in results}
-    char, book = by_key[("char_cnn", batch)], by_key[(BOOK, batch)]
+    book = by_key[(BOOK, batch)]
     report = {
         "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "machine": machine(),
-        "settings": {"model": params.model.model_dump(), "batch_size": batch,
+        "settings": {"models": {name: params.tagger(name).model_dump() for name in params.models},
+                     "batch_size": batch,
                      "book": {"padded_length": BOOK_LENGTH, "embedding": BOOK_EMBEDDING, "cell": "SimpleRNN",
                               "units": BOOK_UNITS, "decoder": "softmax", "bidirectional": False}},
         "results": results,
-        "ratios_char_cnn_to_book": {key: round(char[key] / book[key], 2) for key in
-                                    ["train_sentences_per_second", "inference_sentences_per_second",
-                                     "latency_ms_p50", "peak_memory_mib"]},
+        "ratios_to_book": {name: {key: round(by_key[name, batch][key] / book[key], 2) for key in
+                                  ["train_sentences_per_second", "inference_sentences_per_second",
+                                   "latency_ms_p50", "peak_memory_mib"]} for name in params.models},
     }
     if args.repro:
         report["full_repro"] = time_full_repro(args.source)
-    write_text_atomic(REPORT, json.dumps(report, indent=2) + "\n")
+    write_json_atomic(BENCHMARK_FILE, report)
     print(json.dumps(report, indent=2))
 
 

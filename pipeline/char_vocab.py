@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from pipeline.conll import Sentence, load_split, write_text_atomic
+from pipeline.corpus import Sentence, read_split
 from pipeline.errors import exits_cleanly
+from pipeline.files import write_json_atomic
+from pipeline.layout import CHAR_STATS_FILE, CHARS_FILE
 from pipeline.params import CharVocabParams, load_params
-from pipeline.vocab import VOCAB_DIR, write_list
-
-CHARS_FILE = VOCAB_DIR / "chars.txt"
-STATS_FILE = VOCAB_DIR / "char_stats.json"
+from pipeline.vocabulary import write_list
 
 
 def build_char_vocab(train: list[Sentence], params: CharVocabParams) -> list[str]:
@@ -23,14 +22,14 @@ def build_char_vocab(train: list[Sentence], params: CharVocabParams) -> list[str
 @exits_cleanly
 def main() -> None:
     params = load_params()
-    train = load_split("train", params.data.limit)
+    train = read_split("train")
     chars = build_char_vocab(train, params.char_vocab)
     lengths = [len(token) for s in train for token in s.tokens]
     stats = {"chars": len(chars), "max_word_length": params.char_vocab.max_word_length,
              "train_tokens_truncated": sum(length > params.char_vocab.max_word_length for length in lengths),
              "longest_train_token": max(lengths)}
     write_list(CHARS_FILE, chars)
-    write_text_atomic(STATS_FILE, json.dumps(stats, indent=2) + "\n")
+    write_json_atomic(CHAR_STATS_FILE, stats)
     print(json.dumps(stats))
 
 

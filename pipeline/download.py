@@ -1,4 +1,6 @@
-"""Stage `download`: fetch the dataset's splits, verify SHA-256, write data/raw/<split>.txt.
+"""Stage `download`: fetch the dataset's splits, verify SHA-256, write each split once in the
+normalized form every later stage reads (data/raw/<split>.txt: token<TAB>IOB2 tag), with
+`data.limit` applied here and nowhere else.
 
 All splits are fetched into a temporary folder beside data/raw and renamed into place only
 when every file has arrived intact and parses, so a failure leaves nothing half-written.
@@ -6,7 +8,6 @@ when every file has arrived intact and parses, so a failure leaves nothing half-
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from pipeline.conll import RAW_DIR, read_conll
+from pipeline.corpus import as_iob2, detect_scheme, read_tagged, write_normalized
 from pipeline.errors import PipelineError, exits_cleanly
+from pipeline.files import write_json_atomic
+from pipeline.layout import RAW_DIR, resolve_local
 from pipeline.params import DataParams, load_params
-from pipeline.paths import resolve_local
 
 CHUNK = 1 << 16
 
@@ -128,7 +130,7 @@ def fetch_split(location: str, expected_sha256: str | None, dest: Path, session:
 
 
 def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Session | None = None) -> dict:
-    """Fetch, verify and parse every split, then move them into `out_dir` in one rename."""
+    """Fetch, verify, parse and normalize every split, then move them into `out_dir` in one rename."""
     sources = split_sources(data)
     session = session or http_session()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -136,15 +138,20 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
     try:
         manifest = {}
         for split, (location, expected) in sources.items():
-            dest = staging / f"{split}.txt"
-            sha256 = fetch_split(location, expected, dest, session)
-            # fail now, naming the source's line, rather than in a later stage
-            sentences = read_conll(dest, name=location)
+            fetched = staging / f".{split}.source"
+            sha256 = fetch_split(location, expected, fetched, session)
+            # parse now, naming the source's line on bad input, rather than in a later stage
+            as_given = read_tagged(fetched, data.format, name=location)
+            scheme, sentences = detect_scheme(as_given), as_iob2(as_given)
+            fetched.unlink()
+            kept = sentences[: data.limit] if data.limit else sentences
+            write_normalized(staging / f"{split}.txt", kept)
             # no source location here: data/raw must hash the same whichever source gave the bytes
-            manifest[split] = {"sha256": sha256, "sentences": len(sentences),
-                               "tokens": sum(len(s.tokens) for s in sentences)}
-            print(f"{split}: {len(sentences)} sentences from {location}")
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            manifest[split] = {"sha256": sha256, "format": data.format, "tag_scheme": scheme,
+                               "sentences": len(kept), "tokens": sum(len(s.tokens) for s in kept),
+                               "source_sentences": len(sentences)}
+            print(f"{split}: {len(kept)} of {len(sentences)} sentences ({scheme} tags) from {location}")
+        write_json_atomic(staging / "manifest.json", manifest)
         staging.chmod(0o755)  # mkdtemp makes it private
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -14,6 +14,8 @@ from scipy import stats
 from seqeval.metrics.sequence_labeling import get_entities
 from sklearn.metrics import balanced_accuracy_score
 
+from pipeline.errors import PipelineError
+
 Tags = list[list[str]]  # one list of tags per sentence
 
 
@@ -40,10 +42,10 @@ def sentence_counts(gold: Tags, pred: Tags) -> np.ndarray:
 
 def check_aligned(gold: Tags, pred: Tags) -> None:
     if len(gold) != len(pred):
-        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
+        raise PipelineError(f"{len(gold)} gold sentences but {len(pred)} predicted")
     for i, (g, p) in enumerate(zip(gold, pred)):
         if len(g) != len(p):
-            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
+            raise PipelineError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
 
 
 def score(gold: Tags, pred: Tags) -> dict:
@@ -98,9 +100,9 @@ def _mean_f1_gain(correct_a, predicted_a, correct_b, predicted_b, gold):
 
 def _check_same_gold(counts_a: list[np.ndarray], counts_b: list[np.ndarray]) -> None:
     if len(counts_a) != len(counts_b):
-        raise ValueError(f"{len(counts_a)} seeds for one tagger but {len(counts_b)} for the other")
+        raise PipelineError(f"{len(counts_a)} seeds for one tagger but {len(counts_b)} for the other")
     if any(not np.array_equal(a[:, 2], b[:, 2]) for a in counts_a for b in counts_b):
-        raise ValueError("the two taggers were scored on different gold sentences")
+        raise PipelineError("the two taggers were scored on different gold sentences")
 
 
 def paired_bootstrap(counts_a: list[np.ndarray], counts_b: list[np.ndarray], resamples: int, seed: int) -> dict:

@@ -1,6 +1,7 @@
 """The taggers, built from parts: a token encoder (strings -> ids, inside the graph), a network
 (word embedding [+ casing feature] [+ char encoder] -> bidirectional RNN -> softmax or CRF) and a
-tag decoder.
+tag decoder. Which parts a tagger has is data: its `TaggerParams` (params.yaml's `model` with the
+variant's changes); the char encoders are registered in CHAR_ENCODERS.
 
 The saved tagger chains all three, so it takes raw token strings and returns tag strings:
 inference needs no vocabulary files. Training runs the network on ids that the encoder
@@ -14,10 +15,11 @@ import tensorflow as tf
 from keras import layers, ops
 
 from pipeline.crf import CRF, CRFLoss
-from pipeline.params import ModelParams
+from pipeline.optimizers import LazyAdam
+from pipeline.params import TaggerParams, TrainParams
+from pipeline.vocabulary import Vocabulary
 
 PAD = ""  # padding token; also the StringLookup mask token, so it maps to id 0
-CHAR_ENCODERS = ("none", "cnn")
 RNN_LAYERS = {"simple": layers.SimpleRNN, "gru": layers.GRU, "lstm": layers.LSTM}
 # casing classes of Reimers & Gurevych (2017); id 0 is padding, ids follow this order from 1
 CASINGS = ("numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
@@ -66,17 +68,48 @@ class CasingIds(layers.Layer):
         return tf.where(tokens == PAD, tf.constant(0, tf.int64), ids)
 
 
-@keras.saving.register_keras_serializable(package="ner")
-class CharCNN(layers.Layer):
-    """Char embedding -> Conv1D -> max-pool over each token's characters (Ma & Hovy 2016).
+class CharEncoder(layers.Layer):
+    """(batch, time, chars) char ids -> (batch, time, features): each token's characters encoded
+    into one vector by `encode`; padding tokens (no characters) get zeros and are masked.
 
-    (batch, time, chars) char ids -> (batch, time, filters). Padding characters (id 0) are
-    left out of the max, so a token's features do not depend on how much it was padded.
-    """
+    A batch repeats many tokens ("the", ",", padding), so `encode` runs once per distinct token
+    and the results are copied to every occurrence: the same numbers, less work."""
+
+    features: int
+
+    def call(self, char_ids):
+        shape = tf.shape(char_ids)
+        flat = tf.reshape(char_ids, (-1, shape[2]))  # one row per token
+        keys = tf.strings.reduce_join(tf.strings.as_string(flat), axis=1, separator=" ")
+        distinct, occurrence = tf.unique(keys)
+        first = tf.math.unsorted_segment_min(tf.range(tf.shape(flat)[0]), occurrence, tf.shape(distinct)[0])
+        rows = tf.gather(flat, first)
+        has_chars = ops.any(ops.not_equal(rows, 0), axis=-1, keepdims=True)
+        encoded = ops.where(has_chars, self.encode(rows), 0.0)
+        return tf.reshape(tf.gather(encoded, occurrence), (shape[0], shape[1], self.features))
+
+    def encode(self, char_ids):
+        """(tokens, chars) char ids, 0 = padding -> (tokens, features)."""
+        raise NotImplementedError
+
+    def compute_mask(self, char_ids, mask=None):
+        # padding tokens have no characters; without this mask, Concatenate would unmask them
+        return ops.any(ops.not_equal(char_ids, 0), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], self.features)
+
+
+@keras.saving.register_keras_serializable(package="ner")
+class CharCNN(CharEncoder):
+    """Char embedding -> Conv1D -> max-pool over each token's characters (Ma & Hovy 2016).
+    Padding characters (id 0) are left out of the max, so a token's features do not depend on
+    how much it was padded."""
 
     def __init__(self, n_chars: int, char_dim: int, filters: int, kernel_size: int, **kwargs):
         super().__init__(**kwargs)
         self.n_chars, self.char_dim, self.filters, self.kernel_size = n_chars, char_dim, filters, kernel_size
+        self.features = filters
         self.embedding = layers.Embedding(n_chars, char_dim, name="char_embedding")
         self.conv = layers.Conv1D(filters, kernel_size, padding="same", activation="tanh", name="char_conv")
 
@@ -84,25 +117,49 @@ class CharCNN(layers.Layer):
         self.embedding.build((None, input_shape[-1]))
         self.conv.build((None, input_shape[-1], self.char_dim))
 
-    def call(self, char_ids):
-        shape = ops.shape(char_ids)
-        flat = ops.reshape(char_ids, (-1, shape[2]))  # one row per token
-        features = self.conv(self.embedding(flat))
-        is_char = ops.expand_dims(ops.not_equal(flat, 0), -1)
-        pooled = ops.max(ops.where(is_char, features, -2.0), axis=1)  # tanh > -1, so -2 never wins
-        pooled = ops.where(pooled < -1.5, 0.0, pooled)  # padding tokens (no characters) -> zeros
-        return ops.reshape(pooled, (shape[0], shape[1], self.filters))
-
-    def compute_mask(self, char_ids, mask=None):
-        # padding tokens have no characters; without this mask, Concatenate would unmask them
-        return ops.any(ops.not_equal(char_ids, 0), axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:2], self.filters)
+    def encode(self, char_ids):
+        features = self.conv(self.embedding(char_ids))
+        is_char = ops.expand_dims(ops.not_equal(char_ids, 0), -1)
+        return ops.max(ops.where(is_char, features, -2.0), axis=1)  # tanh > -1, so -2 never wins
 
     def get_config(self):
         return {**super().get_config(), "n_chars": self.n_chars, "char_dim": self.char_dim,
                 "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="ner")
+class CharBiLSTM(CharEncoder):
+    """Char embedding -> bidirectional LSTM over each token's characters, the final forward and
+    backward states concatenated (Lample et al. 2016). Padding characters are masked."""
+
+    def __init__(self, n_chars: int, char_dim: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_chars, self.char_dim, self.units = n_chars, char_dim, units
+        self.features = 2 * units
+        self.embedding = layers.Embedding(n_chars, char_dim, name="char_embedding")
+        self.bilstm = layers.Bidirectional(layers.LSTM(units), name="char_bilstm")
+
+    def build(self, input_shape):
+        self.embedding.build((None, input_shape[-1]))
+        self.bilstm.build((None, input_shape[-1], self.char_dim))
+
+    def encode(self, char_ids):
+        # run only as many steps as the longest token of the batch has characters
+        width = ops.max(ops.sum(ops.cast(ops.not_equal(char_ids, 0), "int32"), axis=1))
+        char_ids = char_ids[:, :width]
+        return self.bilstm(self.embedding(char_ids), mask=ops.not_equal(char_ids, 0))
+
+    def get_config(self):
+        return {**super().get_config(), "n_chars": self.n_chars, "char_dim": self.char_dim, "units": self.units}
+
+
+# char_encoder param -> the part that encodes a token's characters (none: no part)
+CHAR_ENCODERS = {
+    "none": None,
+    "cnn": lambda n_chars, spec: CharCNN(n_chars, spec.char_dim, spec.char_filters, spec.char_kernel_size,
+                                         name="char_encoder"),
+    "lstm": lambda n_chars, spec: CharBiLSTM(n_chars, spec.char_dim, spec.char_lstm_units, name="char_encoder"),
+}
 
 
 @keras.saving.register_keras_serializable(package="ner")
@@ -138,7 +195,7 @@ def build_encoder(words: list[str], chars: list[str] | None, lowercase: bool, ma
     return keras.Model(tokens, outputs, name="token_encoder")
 
 
-def word_embedding(n_words: int, params: ModelParams, word_vectors: np.ndarray | None, word_ids) -> keras.KerasTensor:
+def word_embedding(n_words: int, params: TaggerParams, word_vectors: np.ndarray | None, word_ids) -> keras.KerasTensor:
     """The word embedding of `word_ids`, its rows set from `word_vectors` where given (finite rows)
     and fine-tuned in training; other rows keep their seeded random initialisation."""
     embedding = layers.Embedding(n_words, params.word_dim, mask_zero=True, name="word_embedding")
@@ -151,12 +208,12 @@ def word_embedding(n_words: int, params: ModelParams, word_vectors: np.ndarray |
     return features
 
 
-def build_network(n_words: int, n_chars: int | None, n_tags: int, params: ModelParams,
+def build_network(n_words: int, n_chars: int, n_tags: int, params: TaggerParams,
                   word_vectors: np.ndarray | None = None) -> keras.Model:
     """Ids -> per-token tag probabilities (softmax) or Viterbi one-hots (CRF, outside training).
 
-    `n_chars=None` gives the baseline (no char features). `n_words`/`n_chars` count the lookup's
-    ids: vocabulary + padding + OOV; `word_vectors` has one row per vocabulary word.
+    `n_words`/`n_chars` count the lookup's ids: vocabulary + padding + OOV; `word_vectors` has one
+    row per vocabulary word. The char encoder is `params.char_encoder`'s part (none: no char input).
     """
     word_ids = keras.Input(shape=(None,), dtype="int64", name="word_ids")
     inputs = {"word_ids": word_ids}
@@ -166,10 +223,9 @@ def build_network(n_words: int, n_chars: int | None, n_tags: int, params: ModelP
         # mask_zero: Concatenate ORs its inputs' masks, so every part must mask padding
         features.append(layers.Embedding(len(CASINGS) + 1, CASING_DIM, mask_zero=True,
                                          name="casing_embedding")(inputs["casing_ids"]))
-    if n_chars is not None:
+    if make_char_encoder := CHAR_ENCODERS[params.char_encoder]:
         inputs["char_ids"] = keras.Input(shape=(None, None), dtype="int64", name="char_ids")
-        features.append(CharCNN(n_chars, params.char_dim, params.char_filters, params.char_kernel_size,
-                                name="char_cnn")(inputs["char_ids"]))
+        features.append(make_char_encoder(n_chars, params)(inputs["char_ids"]))
     x = layers.Concatenate(name="token_features")(features) if len(features) > 1 else features[0]
     x = layers.Dropout(params.dropout, name="input_dropout")(x)
     rnn = RNN_LAYERS[params.cell](params.units, return_sequences=True, name=params.cell)
@@ -182,7 +238,7 @@ def build_network(n_words: int, n_chars: int | None, n_tags: int, params: ModelP
     return keras.Model(inputs, outputs, name="network")
 
 
-def tagging_loss(network: keras.Model, params: ModelParams) -> keras.losses.Loss:
+def tagging_loss(network: keras.Model, params: TaggerParams) -> keras.losses.Loss:
     """The training loss for labels that mark padding with -1: the CRF's sequence NLL, or
     per-token cross-entropy averaged over real tokens."""
     if params.decoder == "crf":
@@ -202,13 +258,18 @@ def pad_batch(sentences: list[list[str]]) -> np.ndarray:
     return np.array([tokens + [PAD] * (width - len(tokens)) for tokens in sentences], dtype=object)
 
 
-def tag_sentences(tagger: keras.Model, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
-    """Tag every token of every sentence (no truncation), batching sentences of similar length."""
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    tagged: list[list[str]] = [[] for _ in sentences]
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
-        tags = tagger.predict_on_batch(pad_batch([sentences[i] for i in indices]))
-        for row, i in enumerate(indices):
-            tagged[i] = [tag.decode("utf-8") for tag in tags[row, : len(sentences[i])]]
-    return tagged
+def build_trainable(spec: TaggerParams, train: TrainParams, vocabulary: Vocabulary, lowercase: bool,
+                    max_word_length: int) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(encoder, compiled training model, tagger) for one tagger; set the seed first for
+    repeatable weights."""
+    with_chars = CHAR_ENCODERS[spec.char_encoder] is not None
+    encoder = build_encoder(vocabulary.words, vocabulary.chars if with_chars else None, lowercase, max_word_length,
+                            spec.casing)
+    # lookup ids = vocabulary + padding + OOV
+    network = build_network(len(vocabulary.words) + 2, len(vocabulary.chars) + 2, len(vocabulary.tags), spec,
+                            vocabulary.word_vectors)
+    # compile a twin that shares the network's layers: the saved tagger then holds an uncompiled
+    # network, and the CRF loss (which refers to the CRF layer) stays out of the file
+    trainer = keras.Model(network.inputs, network.outputs, name="trainer")
+    trainer.compile(optimizer=LazyAdam(train.learning_rate, clipnorm=train.clipnorm), loss=tagging_loss(network, spec))
+    return encoder, trainer, build_tagger(encoder, network, vocabulary.tags)

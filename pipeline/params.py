@@ -1,5 +1,8 @@
 """params.yaml, validated: every key is required (params.yaml is the one source of defaults),
-unknown keys and bad values stop the stage with a message naming the key."""
+unknown keys and bad values stop the stage with a message naming the key.
+
+The taggers are data: `models` names each variant and what it changes from the shared `model`
+section (at least its char encoder), and `compare` lists the pairs whose gain is reported."""
 from __future__ import annotations
 
 import os
@@ -10,7 +13,9 @@ from typing import Annotated, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.corpus import READERS
 from pipeline.errors import PipelineError
+from pipeline.layout import PARAMS_FILE
 from pipeline.word_vectors import DIMENSIONS
 
 SPLITS = ("train", "dev", "test", "test_pp")
@@ -26,6 +31,8 @@ class DataParams(Section):
     source: str
     # only for dataset "custom": split name -> path or URL (train, dev and test are required)
     files: Optional[dict[Literal["train", "dev", "test", "test_pp"], str]] = None
+    # the custom files' format (conll columns or jsonl); the public datasets are conll
+    format: Literal[tuple(READERS)]
     limit: Optional[int] = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -36,6 +43,8 @@ class DataParams(Section):
                 raise ValueError(f"dataset 'custom' needs data.files.{missing[0]} (train, dev and test)")
         elif self.files:
             raise ValueError("data.files is only used with dataset 'custom'")
+        if self.dataset != "custom" and self.format != "conll":
+            raise ValueError(f"data.format: dataset {self.dataset!r} is conll, got {self.format!r}")
         return self
 
 
@@ -52,7 +61,13 @@ class CharVocabParams(Section):
     max_word_length: int = Field(ge=1)
 
 
+CHAR_ENCODERS = ("none", "cnn", "lstm")
+MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # used in paths, DVC stage names and MLflow model names
+RESERVED_NAMES = ("gains", "char_gain", "training")  # metrics.json's other top-level keys
+
+
 class ModelParams(Section):
+    """The settings the taggers share; each entry of `models` may override any of them."""
     word_vectors: Literal["none", "glove-6b-50d"]
     word_dim: int = Field(ge=1)
     casing: bool  # a per-token casing feature (Reimers & Gurevych 2017) beside the word embedding
@@ -62,7 +77,13 @@ class ModelParams(Section):
     char_dim: int = Field(ge=1)
     char_filters: int = Field(ge=1)
     char_kernel_size: int = Field(ge=1)
+    char_lstm_units: int = Field(ge=1)  # per direction of the char BiLSTM
     decoder: Literal["softmax", "crf"]
+
+
+class TaggerParams(ModelParams):
+    """One tagger: the shared settings with its variant's changes."""
+    char_encoder: Literal[CHAR_ENCODERS]
 
 
 class TrainParams(Section):
@@ -93,7 +114,7 @@ with warnings.catch_warnings():  # "register" also names ABCMeta.register, which
     warnings.simplefilter("ignore", UserWarning)
 
     class MlflowParams(Section):
-        register: bool  # also register each tagger in the model registry (ner-baseline, ner-char-cnn)
+        register: bool  # also register each tagger in the model registry (ner-<model name>)
 
 
 class Params(Section):
@@ -101,25 +122,56 @@ class Params(Section):
     vocab: VocabParams
     char_vocab: CharVocabParams
     model: ModelParams
+    # tagger name -> what it changes from `model`: {char_encoder: none | cnn | lstm, ...}
+    models: dict[Annotated[str, Field(pattern=MODEL_NAME)], dict[str, object]] = Field(min_length=1)
+    # pairs [a, b] whose gain F1(b) - F1(a) is reported
+    compare: list[Annotated[list[str], Field(min_length=2, max_length=2)]]
     train: TrainParams
     evaluate: EvaluateParams
     mlflow: MlflowParams
 
+    def tagger(self, name: str) -> TaggerParams:
+        """The settings of tagger `name`: `model` with the variant's changes."""
+        return TaggerParams.model_validate({**self.model.model_dump(), **self.models[name]})
+
     @model_validator(mode="after")
-    def word_vectors_fit(self):
-        vectors = self.model.word_vectors
-        if vectors != "none":
-            if self.model.word_dim != DIMENSIONS[vectors]:
-                raise ValueError(f"model.word_dim: must be {DIMENSIONS[vectors]} to hold the {vectors} vectors, "
-                                 f"got {self.model.word_dim}")
-            if not self.vocab.lowercase:
-                raise ValueError(f"vocab.lowercase: must be true with model.word_vectors {vectors} "
-                                 "(its words are lower-cased; casing reaches the model through model.casing "
-                                 "and the char CNN)")
+    def variants_and_comparisons_fit(self):
+        for name, variant in self.models.items():
+            if name in RESERVED_NAMES:
+                raise ValueError(f"models.{name}: the name is taken by a key of reports/metrics.json "
+                                 f"({', '.join(RESERVED_NAMES)})")
+            if "word_vectors" in variant:
+                raise ValueError(f"models.{name}.word_vectors: set it in model.word_vectors: the vocab stage "
+                                 "builds one vocabulary for every tagger")
+            try:
+                tagger = self.tagger(name)
+            except ValidationError as error:
+                item = error.errors()[0]
+                key = ".".join(str(part) for part in item["loc"])
+                raise ValueError(f"models.{name}.{key}: {item['msg']}") from None
+            check_word_vectors(tagger, self.vocab, f"models.{name}." if "word_dim" in variant else "model.")
+        for index, (a, b) in enumerate(self.compare):
+            for model in (a, b):
+                if model not in self.models:
+                    raise ValueError(f"compare.{index}: {model!r} is not in models ({', '.join(self.models)})")
+            if a == b:
+                raise ValueError(f"compare.{index}: compares {a!r} with itself")
         return self
 
 
-def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+def check_word_vectors(tagger: ModelParams, vocab: VocabParams, prefix: str) -> None:
+    vectors = tagger.word_vectors
+    if vectors != "none":
+        if tagger.word_dim != DIMENSIONS[vectors]:
+            raise ValueError(f"{prefix}word_dim: must be {DIMENSIONS[vectors]} to hold the {vectors} vectors, "
+                             f"got {tagger.word_dim}")
+        if not vocab.lowercase:
+            raise ValueError(f"vocab.lowercase: must be true with model.word_vectors {vectors} "
+                             "(its words are lower-cased; casing reaches the model through model.casing "
+                             "and the char encoder)")
+
+
+def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -10,6 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
+from pipeline.evaluation import Evaluation, gain_key  # noqa: E402
+from pipeline.layout import FIGURES_DIR  # noqa: E402
+
 
 def save(figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,9 +48,7 @@ def f1_per_seed(metrics: dict, models: list[str], splits: list[str], path: Path)
             seeds = metrics[name][split]["seeds"]
             axis.plot(list(seeds["per_seed"]), list(seeds["per_seed"].values()), "o-", color=color, label=name)
             axis.axhline(seeds["mean"], color=color, linestyle="--", alpha=0.6)
-        gain = metrics["char_gain"][split]
-        axis.set(title=f"{split}: gain {gain['f1']:+.2f} [{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}]",
-                 xlabel="seed", ylabel="entity F1 (%)")
+        axis.set(title=split, xlabel="seed", ylabel="entity F1 (%)")
         axis.grid(alpha=0.3)
         axis.legend()
     return save(figure, path)
@@ -84,3 +85,39 @@ def confusion_matrices(gold: list[str], predicted: dict[str, list[str]], tags: l
         axis.set_yticks(range(len(tags)), tags)
         axis.set(title=f"{name} ({split})", xlabel="predicted", ylabel="gold")
     return save(figure, path)
+
+
+def gains(metrics: dict, comparisons: list[tuple[str, str]], splits: list[str], path: Path) -> Path:
+    """Each compared pair's F1 gain per split: the mean over seeds with its 95% bootstrap interval."""
+    figure, axis = plt.subplots(figsize=(max(6, 2.2 * len(comparisons) * len(splits) / 2), 4))
+    width = 0.8 / len(splits)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (split, color) in enumerate(zip(splits, colors)):
+        values = [metrics["gains"][gain_key(a, b)][split] for a, b in comparisons]
+        x = np.arange(len(comparisons)) + i * width
+        means = [gain["f1"] for gain in values]
+        errors = [[gain["f1"] - gain["ci95"][0] for gain in values], [gain["ci95"][1] - gain["f1"] for gain in values]]
+        axis.bar(x, means, width, yerr=errors, capsize=3, color=color, label=split)
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_xticks(np.arange(len(comparisons)) + width * (len(splits) - 1) / 2, [f"{a} -> {b}" for a, b in comparisons])
+    axis.set(title="F1 gain (mean over seeds, 95% paired bootstrap interval)", ylabel="F1 gain (points)")
+    axis.legend()
+    axis.grid(alpha=0.3, axis="y")
+    return save(figure, path)
+
+
+def make_figures(evaluation: Evaluation) -> list[Path]:
+    split, metrics, models = evaluation.figure_split, evaluation.metrics, evaluation.models
+    flat = lambda sentences: [tag for tags in sentences for tag in tags]
+    seeds = evaluation.seeds
+    return [
+        gains(metrics, evaluation.comparisons, evaluation.splits, FIGURES_DIR / "gains.png"),
+        learning_curves({name: [run.history for run in runs] for name, runs in evaluation.runs.items()},
+                        FIGURES_DIR / "learning_curves.png"),
+        per_type_f1({name: metrics[name][split]["per_type"] for name in models}, split, FIGURES_DIR / "per_type_f1.png"),
+        # pooled over seeds: every seed's predictions against the gold tags
+        confusion_matrices(flat(evaluation.gold[split]) * len(seeds),
+                           {name: [t for seed in seeds for t in flat(evaluation.predicted[split, name, seed])]
+                            for name in models}, evaluation.tags, split, FIGURES_DIR / "confusion_matrix.png"),
+        f1_per_seed(metrics, models, evaluation.splits, FIGURES_DIR / "f1_per_seed.png"),
+    ]

@@ -5,8 +5,10 @@
     python -m pipeline.predict --model models/char_cnn --input data/raw/test.txt   # + conlleval scores
 
 Raw text: one sentence or paragraph per line, tokenized like CoNLL-2003. A CoNLL file (token
-first, tag last, blank lines between sentences; detected, or forced with --input-format conll)
-keeps its own tokenization, and with gold tags the conlleval scores go to stderr. Output:
+first, tag last, blank lines between sentences) or a JSON Lines file ({"tokens": [...], "tags":
+[...]}), detected from the whole input or named with --input-format, keeps its own tokenization;
+its gold tags (IOB1, IOB2 or BIOES, read as pipeline/corpus.py reads the training data) are
+scored as conlleval does, on stderr. Output:
 `token<TAB>tag` lines with a blank line after each sentence, or --format json: one JSON object
 per line (text, tokens, tags, entities with token and character offsets).
 """
@@ -17,45 +19,65 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.conll import TAG_PATTERN, DOCSTART, check_known_tags, parse_conll
+from pipeline.corpus import DOCSTART, READERS, TAG_PATTERN, as_iob2, check_known_tags, decode_lines
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.metrics import score
 from pipeline.tagger import TaggedSentence, Tagger, entities_of, spans_of_joined
 
 
 def read_lines(raw: bytes, name: str) -> list[str]:
-    lines = raw.splitlines()
-    decoded = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            decoded.append(line.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise PipelineError(f"{name}:{number}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
-    if not any(line.strip() for line in decoded):
+    lines = decode_lines(raw, name)
+    if not any(line.strip() for line in lines):
         raise PipelineError(f"{name}: empty input (nothing to tag)")
-    return decoded
+    return lines
 
 
-def looks_like_conll(lines: list[str]) -> bool:
-    """Every non-blank line is `token ... tag` (or -DOCSTART-)."""
-    rows = [line.split() for line in lines if line.strip()]
-    return rows[0][0] == DOCSTART or all(len(r) >= 2 and TAG_PATTERN.match(r[-1]) for r in rows)
+def detect_format(lines: list[str]) -> str:
+    """Decided by the whole input's structure, not its first line: jsonl if every non-blank line is
+    a JSON object; conll if every token line has the same number (2 or more) of columns and most
+    end in a tag (so a mistyped tag is reported, not tagged as text); else raw text."""
+    rows = [line.strip() for line in lines if line.strip()]
+    if all(row.startswith("{") and row.endswith("}") for row in rows):
+        return "jsonl"
+    columns = [row.split() for row in rows if not row.startswith(DOCSTART)]
+    if not columns:
+        return "conll"
+    widths = {len(c) for c in columns}
+    tagged = sum(bool(TAG_PATTERN.match(c[-1])) for c in columns)
+    return "conll" if len(widths) == 1 and min(widths) >= 2 and 2 * tagged >= len(columns) else "text"
 
 
-def conll_sentences(lines: list[str], name: str) -> tuple[list[list[str]], list[list[str]] | None, list]:
-    """Tokens (and gold tags, when the lines have a tag column) of a CoNLL file."""
-    rows = [line.split() for line in lines if line.strip() and not line.startswith(DOCSTART)]
-    if rows and len(rows[0]) == 1:  # tokens only, no gold tags
-        sentences, current = [], []
-        for line in lines + [""]:
-            if line.strip() and not line.startswith(DOCSTART):
-                current.append(line.split()[0])
-            elif current:
-                sentences.append(current)
-                current = []
-        return sentences, None, []
-    parsed = parse_conll([line.encode("utf-8") for line in lines], name)
+def token_only_sentences(lines: list[str]) -> list[list[str]]:
+    """A one-column CoNLL file: tokens, blank lines between sentences, no gold tags."""
+    sentences, current = [], []
+    for line in lines + [""]:
+        if line.strip() and not line.startswith(DOCSTART):
+            current.append(line.split()[0])
+        elif current:
+            sentences.append(current)
+            current = []
+    return sentences
+
+
+def gold_sentences(lines: list[str], input_format: str, name: str):
+    """(tokens, gold tags or None, parsed sentences) of a CoNLL or JSON Lines input."""
+    if input_format == "conll" and all(len(line.split()) == 1 for line in lines
+                                       if line.strip() and not line.startswith(DOCSTART)):
+        return token_only_sentences(lines), None, []
+    parsed = as_iob2(READERS[input_format](lines, name))
+    if not parsed:
+        raise PipelineError(f"{name}: no sentences found")
     return [s.tokens for s in parsed], [s.tags for s in parsed], parsed
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def tag_text(tagger: Tagger, lines: list[str], batch_size: int) -> list[TaggedSentence]:
@@ -90,9 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder (models/char_cnn) or MLflow model URI")
     parser.add_argument("--input", help="input file (default: stdin)")
-    parser.add_argument("--input-format", choices=("auto", "text", "conll"), default="auto")
+    parser.add_argument("--input-format", choices=("auto", "text", *READERS), default="auto",
+                        help="auto: detected from the whole input")
     parser.add_argument("--format", choices=("conll", "json"), default="conll", help="output format")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=256)
     args = parser.parse_args(argv)
 
     if args.input:
@@ -106,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = read_lines(raw, name)
     tagger = Tagger.load(args.model)
 
-    if args.input_format == "conll" or (args.input_format == "auto" and looks_like_conll(lines)):
-        sentences, gold, parsed = conll_sentences(lines, name)
+    input_format = detect_format(lines) if args.input_format == "auto" else args.input_format
+    if input_format != "text":
+        sentences, gold, parsed = gold_sentences(lines, input_format, name)
         if gold is not None:
             check_known_tags(parsed, set(tagger.tags), name)  # a model trained on another tag set
         predicted = tagger.tag_tokens(sentences, args.batch_size)

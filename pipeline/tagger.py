@@ -1,4 +1,5 @@
-"""The Python API: tag raw text with a trained tagger.
+"""The one inference path: the Python API, and what training's dev-F1 callback, `evaluate`,
+`predict`, the benchmark and the MLflow model all tag through.
 
     from pipeline import Tagger
     Tagger.load("models/char_cnn").tag(["Peter lives in Berlin ."])
@@ -8,7 +9,6 @@ tagger.keras) or an MLflow model URI (`runs:/<id>/tagger`, `models:/ner-char-cnn
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,8 +16,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from pipeline.errors import PipelineError
 from pipeline.tokenize import tokenize
-
-TAGGER_FILE = "tagger.keras"  # what pipeline.train writes in each seed folder
+from pipeline.trained import find_tagger_file
 
 
 @dataclass
@@ -63,25 +62,6 @@ def spans_of_joined(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(tokens), spans
 
 
-def find_tagger_file(path: Path) -> Path:
-    """The tagger.keras of a model folder; for models/<name> with one folder per seed, the seed
-    with the best dev F1."""
-    if (path / TAGGER_FILE).is_file():
-        return path / TAGGER_FILE
-    seeds = sorted(path.glob(f"seed_*/{TAGGER_FILE}"))
-    if seeds:
-        def best_dev_f1(tagger_file: Path) -> float:
-            try:
-                return json.loads((tagger_file.parent / "summary.json").read_text())["best_dev_f1"]
-            except (OSError, ValueError, KeyError):
-                return float("-inf")
-        return max(seeds, key=best_dev_f1)
-    found = sorted(path.rglob(TAGGER_FILE))  # an MLflow model's artifacts folder
-    if found:
-        return found[0]
-    raise PipelineError(f"{path}: not a trained model folder (no {TAGGER_FILE} in it or in seed_*/)")
-
-
 class Tagger:
     def __init__(self, keras_tagger, source: str = ""):
         self.model = keras_tagger
@@ -93,14 +73,8 @@ class Tagger:
         location = str(location)
         path = Path(location)
         if not path.exists() and ":" in location:  # an MLflow model URI
-            import mlflow
-
-            from pipeline.tracking import tracking_uri
-            mlflow.set_tracking_uri(tracking_uri())  # the project's store, as the stages use it
-            try:
-                path = Path(mlflow.artifacts.download_artifacts(location))
-            except Exception as error:  # MLflow raises several types for bad or missing URIs
-                raise PipelineError(f"{location}: cannot load the MLflow model ({error})") from None
+            from pipeline.tracking import download_model
+            path = download_model(location)
         elif not path.exists():
             raise PipelineError(f"{location}: no such model folder")
         return cls.from_file(find_tagger_file(path))
@@ -116,14 +90,19 @@ class Tagger:
             raise PipelineError(f"{tagger_file}: not a trained tagger ({error})") from None
 
     def tag_tokens(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
-        """Tags for pre-tokenized sentences (every token of every sentence, batched by length)."""
-        from pipeline.model import tag_sentences
-        non_empty = [i for i, tokens in enumerate(sentences) if tokens]
-        tagged = tag_sentences(self.model, [sentences[i] for i in non_empty], batch_size) if non_empty else []
-        result: list[list[str]] = [[] for _ in sentences]
-        for i, tags in zip(non_empty, tagged):
-            result[i] = tags
-        return result
+        """Tags for pre-tokenized sentences: every token of every sentence (no truncation), in
+        batches of sentences of similar length; an empty sentence gets no tags."""
+        from pipeline.model import pad_batch
+        if batch_size < 1:
+            raise PipelineError(f"batch size must be at least 1, got {batch_size}")
+        order = sorted((i for i, tokens in enumerate(sentences) if tokens), key=lambda i: len(sentences[i]))
+        tagged: list[list[str]] = [[] for _ in sentences]
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            tags = self.model.predict_on_batch(pad_batch([sentences[i] for i in indices]))
+            for row, i in enumerate(indices):
+                tagged[i] = [tag.decode("utf-8") for tag in tags[row, : len(sentences[i])]]
+        return tagged
 
     def tag(self, texts: list[str], batch_size: int = 256) -> list[TaggedSentence]:
         """Tokenize and tag raw texts (one sentence or paragraph each). A text with nothing to tag

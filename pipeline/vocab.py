@@ -2,24 +2,18 @@
 vectors (model.word_vectors) -> data/vocab/."""
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
-from pipeline.conll import (Sentence, available_splits, check_known_tags, load_split, split_path, write_bytes_atomic,
-                          write_text_atomic)
-from pipeline.errors import PipelineError, exits_cleanly
+from pipeline.corpus import Sentence, available_splits, check_known_tags, read_split
+from pipeline.errors import exits_cleanly
+from pipeline.files import write_json_atomic
+from pipeline.layout import TAGS_FILE, VECTORS_FILE, VOCAB_STATS_FILE, WORDS_FILE, split_file
 from pipeline.params import SPLITS, VocabParams, load_params
+from pipeline.vocabulary import write_list, write_vectors
 from pipeline.word_vectors import embedding_rows, load_pretrained
-
-VOCAB_DIR = Path("data/vocab")
-WORDS_FILE = VOCAB_DIR / "words.txt"
-TAGS_FILE = VOCAB_DIR / "tags.txt"
-STATS_FILE = VOCAB_DIR / "vocab_stats.json"
-VECTORS_FILE = VOCAB_DIR / "word_vectors.npy"  # one row per word of words.txt; (n, 0) without word vectors
 
 
 def normalize(token: str, lowercase: bool) -> str:
@@ -52,42 +46,6 @@ def oov_rate(sentences: list[Sentence], vocab: set[str], lowercase: bool) -> flo
     return sum(token not in vocab for token in tokens) / len(tokens)
 
 
-def write_list(path: Path, items: list[str]) -> None:
-    write_text_atomic(path, "".join(f"{item}\n" for item in items))
-
-
-def read_list(path: str | Path) -> list[str]:
-    """One item per line; split on "\\n" only, since tokens may hold other Unicode line breaks."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: file not found (run `dvc repro` to build it)") from None
-    items = text.split("\n")[:-1]
-    if not items:
-        raise PipelineError(f"{path}: empty")
-    return items
-
-
-def write_vectors(path: Path, matrix: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, matrix)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def read_vectors(path: str | Path, n_words: int, dim: int) -> np.ndarray:
-    """The vocabulary's pretrained vectors (NaN rows: none), checked against words.txt and word_dim."""
-    try:
-        matrix = np.load(path)
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: file not found (run `dvc repro` to build it)") from None
-    except ValueError as error:
-        raise PipelineError(f"{path}: not a numpy array file ({error})") from None
-    if matrix.shape != (n_words, dim):
-        raise PipelineError(f"{path}: shape {matrix.shape}, expected ({n_words}, {dim}) for words.txt and "
-                            "model.word_dim (run `dvc repro` to rebuild it)")
-    return matrix
-
-
 def coverage(sentences: list[Sentence], with_vector: set[str], lowercase: bool) -> float:
     """Share of the tokens that get a pretrained vector."""
     return 1 - oov_rate(sentences, with_vector, lowercase)
@@ -96,8 +54,7 @@ def coverage(sentences: list[Sentence], with_vector: set[str], lowercase: bool) 
 @exits_cleanly
 def main() -> None:
     params = load_params()
-    limit = params.data.limit
-    train = load_split("train", limit)
+    train = read_split("train")
     vectors_name = params.model.word_vectors
     pretrained_words, pretrained_vectors = load_pretrained(vectors_name) if vectors_name != "none" else (None, None)
     words = build_word_vocab(train, params.vocab, pretrained_words)
@@ -116,15 +73,15 @@ def main() -> None:
                                  "words_not_in_train": len(vocab - train_words),
                                  "token_coverage": {"train": round(coverage(train, with_vector, True), 6)}}
     for split in available_splits(SPLITS[1:]):
-        sentences = load_split(split, limit)
-        check_known_tags(sentences, set(tags), str(split_path(split)))
+        sentences = read_split(split)
+        check_known_tags(sentences, set(tags), str(split_file(split)))
         stats["oov_rate"][split] = round(oov_rate(sentences, vocab, params.vocab.lowercase), 6)
         if pretrained_words:
             stats["word_vectors"]["token_coverage"][split] = round(coverage(sentences, with_vector, True), 6)
     write_list(WORDS_FILE, words)
     write_list(TAGS_FILE, tags)
     write_vectors(VECTORS_FILE, matrix)
-    write_text_atomic(STATS_FILE, json.dumps(stats, indent=2) + "\n")
+    write_json_atomic(VOCAB_STATS_FILE, stats)
     print(json.dumps(stats))
 
 

@@ -18,11 +18,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def real_train(shared_data):
-    from pipeline.conll import read_conll
+    from pipeline.corpus import read_corpus as read_conll
     return read_conll(shared_data / "conll2003" / "train.txt")
 
 
 @pytest.fixture(scope="session")
 def real_dev(shared_data):
-    from pipeline.conll import read_conll
+    from pipeline.corpus import read_corpus as read_conll
     return read_conll(shared_data / "conll2003" / "valid.txt")

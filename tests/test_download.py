@@ -8,10 +8,11 @@ import pytest
 
 from pipeline import download as download_module
 from pipeline.download import DATASETS, RemoteFile, download, http_session
+from pipeline.corpus import read_corpus
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
 
-DEFAULT = DataParams(dataset="conll2003", source="default", files=None, limit=None)
+DEFAULT = DataParams(dataset="conll2003", source="default", files=None, format="conll", limit=None)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -74,8 +75,20 @@ def test_downloads_every_split_and_verifies_checksums(monkeypatch, server, tmp_p
     manifest = download(DEFAULT, tmp_path / "raw", fast_session())
     assert leftovers(tmp_path) == ["raw"]
     assert leftovers(tmp_path / "raw") == ["dev.txt", "manifest.json", "test.txt", "test_pp.txt", "train.txt"]
-    assert (tmp_path / "raw/train.txt").read_bytes() == (shared_data / "conll2003/train.txt").read_bytes()
+    # the normalized form: token<TAB>tag, no POS/chunk columns or -DOCSTART- lines; the same sentences
+    assert (tmp_path / "raw/train.txt").read_text().startswith("EU\tB-ORG\nrejects\tO\n")
+    normalized = read_corpus(tmp_path / "raw/train.txt")
+    original = read_corpus(shared_data / "conll2003/train.txt")
+    assert [(s.tokens, s.tags) for s in normalized] == [(s.tokens, s.tags) for s in original]
     assert manifest["test_pp"]["sentences"] == 3453 and manifest["train"]["tokens"] == 203621
+    assert manifest["train"]["sha256"] == DATASETS["conll2003"]["train"].sha256
+    assert manifest["train"]["tag_scheme"] == "iob2"
+
+
+def test_limit_is_applied_once_here(shared_data, tmp_path):
+    manifest = download(DEFAULT.model_copy(update={"source": str(shared_data), "limit": 5}), tmp_path / "raw")
+    assert manifest["dev"]["sentences"] == 5 and manifest["dev"]["source_sentences"] == 3250
+    assert len(read_corpus(tmp_path / "raw/train.txt")) == 5
 
 
 def test_checksum_mismatch_stops_and_keeps_the_previous_download(monkeypatch, server, tmp_path):
@@ -119,9 +132,9 @@ def test_unreachable_host(monkeypatch, tmp_path):
 
 
 def test_local_folder_source(shared_data, tmp_path):
-    download(DEFAULT.model_copy(update={"source": str(shared_data)}), tmp_path / "raw")
-    digest = hashlib.sha256((tmp_path / "raw/test_pp.txt").read_bytes()).hexdigest()
-    assert digest == DATASETS["conll2003"]["test_pp"].sha256
+    manifest = download(DEFAULT.model_copy(update={"source": str(shared_data)}), tmp_path / "raw")
+    digest = hashlib.sha256((shared_data / "conllpp/conllpp_test.txt").read_bytes()).hexdigest()
+    assert manifest["test_pp"]["sha256"] == digest == DATASETS["conll2003"]["test_pp"].sha256
 
 
 def test_local_folder_with_a_missing_file(tmp_path, shared_data):
@@ -136,17 +149,27 @@ def test_local_folder_with_a_missing_file(tmp_path, shared_data):
 def test_custom_dataset_from_paths_and_urls_without_checksums(server, tmp_path, shared_data):
     own = tmp_path / "own_test.txt"
     own.write_text("Berlin NNP B-LOC\nis VBZ O\n\nAcme NNP B-ORG\n")
-    data = DataParams(dataset="custom", source="default", limit=None, files={
+    data = DataParams(dataset="custom", source="default", format="conll", limit=None, files={
         "train": f"{server}/files/conll2003/train.txt", "dev": str(shared_data / "conll2003/valid.txt"),
         "test": str(own)})
     manifest = download(data, tmp_path / "raw", fast_session())
     assert set(manifest) == {"train", "dev", "test"} and manifest["test"]["sentences"] == 2
 
 
+def test_custom_jsonl_in_bioes_is_normalized_to_iob2(tmp_path):
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"tokens": ["Peter", "Blackburn", "in", "Berlin"], "tags": ["B-PER", "E-PER", "O", "S-LOC"]}\n')
+    data = DataParams(dataset="custom", source="default", format="jsonl", limit=None,
+                      files={"train": str(own), "dev": str(own), "test": str(own)})
+    manifest = download(data, tmp_path / "raw")
+    assert manifest["test"]["tag_scheme"] == "bioes" and manifest["test"]["format"] == "jsonl"
+    assert (tmp_path / "raw/test.txt").read_text() == "Peter\tB-PER\nBlackburn\tI-PER\nin\tO\nBerlin\tB-LOC\n\n"
+
+
 def test_malformed_custom_file_names_its_source_line(tmp_path, shared_data):
     bad = tmp_path / "bad.txt"
     bad.write_text("Berlin NNP B-LOC\nis VBZ Q-LOC\n")
-    data = DataParams(dataset="custom", source="default", limit=None, files={
+    data = DataParams(dataset="custom", source="default", format="conll", limit=None, files={
         "train": str(bad), "dev": str(bad), "test": str(bad)})
     with pytest.raises(PipelineError, match=rf"{bad}:2: unknown tag 'Q-LOC'"):
         download(data, tmp_path / "raw")

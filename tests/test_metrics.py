@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from seqeval.metrics import f1_score
 
+from pipeline.errors import PipelineError
 from pipeline.metrics import paired_bootstrap, randomization_test, score, seed_stats, sentence_counts
 
 
@@ -58,7 +59,7 @@ def test_agrees_with_seqeval_on_real_data_with_noisy_predictions(real_dev):
 
 
 def test_misaligned_predictions_are_refused():
-    with pytest.raises(ValueError, match="sentence 0: 2 gold tags but 1 predicted"):
+    with pytest.raises(PipelineError, match="sentence 0: 2 gold tags but 1 predicted"):
         score([["O", "O"]], [["O"]])
 
 
@@ -122,5 +123,5 @@ def test_seed_stats():
 def test_bootstrap_needs_the_same_gold():
     a = sentence_counts([["B-PER"]], [["B-PER"]])
     b = sentence_counts([["O"]], [["O"]])
-    with pytest.raises(ValueError, match="different gold sentences"):
+    with pytest.raises(PipelineError, match="different gold sentences"):
         paired_bootstrap([a], [b], 1000, seed=0)

@@ -35,10 +35,34 @@ def test_project_params_are_valid():
      r"model.word_dim: must be 50 to hold the glove-6b-50d vectors, got 100"),
     (lambda p: p["model"].update(word_vectors="glove-6b-50d", word_dim=50) or p["vocab"].update(lowercase=False),
      r"vocab.lowercase: must be true with model.word_vectors glove-6b-50d"),
+    (lambda p: p["data"].update(format="xml"), r"data.format: Input should be 'conll' or 'jsonl'"),
+    (lambda p: p["models"]["char_gru"].update(char_encoder="gru") if "char_gru" in p["models"]
+     else p["models"].update(char_gru={"char_encoder": "gru"}),
+     r"models.char_gru.char_encoder: Input should be 'none', 'cnn' or 'lstm'"),
+    (lambda p: p["models"].update(wide={}), r"models.wide.char_encoder: Field required"),
+    (lambda p: p["models"].update(wide={"char_encoder": "cnn", "unitz": 200}), r"models.wide.unitz: Extra inputs"),
+    (lambda p: p["models"].update(wide={"char_encoder": "cnn", "word_dim": 100}),
+     r"models.wide.word_dim: must be 50 to hold the glove-6b-50d vectors"),
+    (lambda p: p["models"].update(wide={"char_encoder": "cnn", "word_vectors": "none"}),
+     r"models.wide.word_vectors: set it in model.word_vectors"),
+    (lambda p: p["models"].update({"Char-CNN": {"char_encoder": "cnn"}}), r"models.Char-CNN.\[key\]: String should match"),
+    (lambda p: p["models"].update(gains={"char_encoder": "cnn"}), r"models.gains: the name is taken"),
+    (lambda p: p.update(models={}), r"models: Dictionary should have at least 1 item"),
+    (lambda p: p["compare"].append(["baseline", "char_gru"]), r"compare.3: 'char_gru' is not in models"),
+    (lambda p: p["compare"].append(["baseline", "baseline"]), r"compare.3: compares 'baseline' with itself"),
+    (lambda p: p["compare"].append(["baseline"]), r"compare.3: List should have at least 2 items"),
 ])
 def test_bad_params_name_the_key(tmp_path, change, message):
     with pytest.raises(PipelineError, match=message):
         load_params(write_params(tmp_path, change))
+
+
+def test_a_variant_is_the_shared_model_with_its_changes(tmp_path):
+    params = load_params(write_params(tmp_path, lambda p: p["models"].update(
+        char_cnn_gru={"char_encoder": "cnn", "cell": "gru", "units": 50})))
+    shared = params.model.model_dump()
+    assert params.tagger("char_cnn_gru").model_dump() == {**shared, "char_encoder": "cnn", "cell": "gru", "units": 50}
+    assert params.tagger("baseline").model_dump() == {**shared, "char_encoder": "none"}
 
 
 def test_not_yaml(tmp_path):

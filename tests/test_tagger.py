@@ -15,7 +15,7 @@ from tests.test_model import TAGS, make_tagger
 def saved_tagger(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model") / "seed_1"
     folder.mkdir()
-    make_tagger(with_chars=True)[2].save(folder / "tagger.keras")
+    make_tagger("cnn")[2].save(folder / "tagger.keras")
     (folder / "summary.json").write_text(json.dumps({"best_dev_f1": 1.0}))
     return folder
 
@@ -87,11 +87,35 @@ def test_predict_conll_input_keeps_tokens_and_scores(saved_tagger, tmp_path, cap
     assert "FB1:" in err and "processed 3 tokens" in err
 
 
+def test_predict_reads_iob1_bioes_and_jsonl_gold_like_training_data(saved_tagger, tmp_path, capsys):
+    scores = []
+    for name, content in [("iob2.txt", "Peter B-PER\nBlackburn I-PER\nin O\nBerlin B-LOC\n"),
+                          ("iob1.txt", "Peter I-PER\nBlackburn I-PER\nin O\nBerlin I-LOC\n"),
+                          ("bioes.txt", "Peter B-PER\nBlackburn E-PER\nin O\nBerlin S-LOC\n"),
+                          ("gold.jsonl", '{"tokens": ["Peter", "Blackburn", "in", "Berlin"], '
+                                         '"tags": ["B-PER", "I-PER", "O", "B-LOC"]}\n')]:
+        (tmp_path / name).write_text(content)
+        code, out, err = run_predict(["--model", str(saved_tagger), "--input", str(tmp_path / name)], capsys)
+        assert code == 0 and "processed 4 tokens" in err, (name, err)
+        scores.append(err[err.index("processed"):])
+    assert len(set(scores)) == 1  # the same gold entities, whatever the scheme or format
+
+
+@pytest.mark.parametrize("batch_size", ["0", "-1", "x"])
+def test_predict_rejects_a_bad_batch_size(saved_tagger, capsys, batch_size):
+    with pytest.raises(SystemExit) as exit_info:
+        predict(["--model", str(saved_tagger), "--batch-size", batch_size])
+    assert exit_info.value.code == 2 and "--batch-size: expected a positive integer" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "empty input (nothing to tag)"),
     (b"  \n\n", "empty input (nothing to tag)"),
     (b"fine line\nM\xfcnchen\n", ":2: not valid UTF-8"),
     (b"Berlin NNP B-LOC\nAcme NNP B-COMPANY\n", ":2: tag 'B-COMPANY' does not occur in train"),
+    # no -DOCSTART-, a typo'd tag: still read as CoNLL (from its columns), and the typo is named
+    (b"CRICKET NNP B-NP O\nLEICESTERSHIRE NNP B-NP 0\nTAKE NNP I-NP O\n", ":2: unknown tag '0'"),
+    (b'{"tokens": ["EU"], "tags": ["B-ORG"]}\n{"tokens": ["a"]}\n', ":2: expected an object with string lists"),
 ])
 def test_predict_input_errors_are_clear(saved_tagger, tmp_path, capsys, content, message):
     path = tmp_path / "input.txt"

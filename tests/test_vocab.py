@@ -5,15 +5,16 @@ import pytest
 import yaml
 
 from pipeline import char_vocab, vocab
-from pipeline.conll import parse_conll
+from pipeline.corpus import parse_conll
 from pipeline.errors import PipelineError
 from pipeline.params import CharVocabParams, VocabParams
+from pipeline.vocabulary import read_vectors
 from pipeline.word_vectors import embedding_rows, load_pretrained
 from tests.conftest import REPO_ROOT
 
 
 def sentences(text):
-    return parse_conll(text.encode().splitlines(keepends=True), "train.txt")
+    return parse_conll(text.splitlines(), "train.txt")
 
 
 TRAIN = "The O\nEU B-ORG\nsaid O\n\nthe O\neu B-ORG\nin O\nBerlin B-LOC\n\nThe O\nEU B-ORG\n"
@@ -90,14 +91,14 @@ def test_vocab_stage_with_glove_adds_frequent_words_and_their_vectors(project):
     words = (project / "data/vocab/words.txt").read_text().split("\n")[:-1]
     assert words[:3] == ["eu", "the", "berlin"] and "paris" in words and "zürich" not in words
     assert len(words) == len(set(words))
-    matrix = vocab.read_vectors(project / "data/vocab/word_vectors.npy", len(words), 50)
+    matrix = read_vectors(project / "data/vocab/word_vectors.npy", len(words), 50)
     glove_words, glove_vectors = load_pretrained("glove-6b-50d")
     np.testing.assert_array_equal(matrix[words.index("paris")], glove_vectors[glove_words.index("paris")])
     stats = json.loads((project / "data/vocab/vocab_stats.json").read_text())
     assert stats["word_vectors"]["token_coverage"] == {"train": 1.0, "dev": 1.0, "test": 0.0}
     assert stats["oov_rate"] == {"dev": 0.0, "test": 1.0}
     with pytest.raises(PipelineError, match=r"word_vectors.npy: shape \(\d+, 50\), expected \(3, 50\)"):
-        vocab.read_vectors(project / "data/vocab/word_vectors.npy", 3, 50)
+        read_vectors(project / "data/vocab/word_vectors.npy", 3, 50)
 
 
 def test_vocab_stage_stops_on_a_tag_unseen_in_train_and_writes_nothing(project, capsys):

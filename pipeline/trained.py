@@ -1,0 +1,80 @@
+"""A trained (model, seed) folder: what `train` writes and `evaluate`, `predict` and the
+benchmark read.
+
+    models/<model>/seed_<n>/tagger.keras   the tagger (raw token strings in, tag strings out)
+                            history.csv    the learning curve, one row per epoch
+                            summary.json   best epoch, dev F1, training time, MLflow run id
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+from pipeline.layout import seed_folder
+
+TAGGER_FILE = "tagger.keras"
+HISTORY_FILE = "history.csv"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class TrainedRun:
+    model: str
+    seed: int
+    folder: Path
+    summary: dict
+    history: list[dict]
+
+    @property
+    def tagger_file(self) -> Path:
+        return self.folder / TAGGER_FILE
+
+
+def save_trained(folder: Path, keras_tagger, history: list[dict], summary: dict) -> Path:
+    """Write a seed folder (inside a staging folder that the caller renames into place); return
+    the tagger's file."""
+    folder.mkdir(parents=True)
+    keras_tagger.save(folder / TAGGER_FILE)
+    with open(folder / HISTORY_FILE, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return folder / TAGGER_FILE
+
+
+def load_trained(model: str, seed: int) -> TrainedRun:
+    """The summary and learning curve of models/<model>/seed_<seed>/ (the tagger stays on disk)."""
+    folder = seed_folder(model, seed)
+    try:
+        if not (folder / TAGGER_FILE).is_file():
+            raise FileNotFoundError(f"no {TAGGER_FILE}")
+        summary = json.loads((folder / SUMMARY_FILE).read_text())
+        with open(folder / HISTORY_FILE, newline="") as file:
+            history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(file)]
+    except (OSError, ValueError) as error:
+        raise PipelineError(f"{folder}: not a trained model folder ({error}); is seed {seed} in train.seeds "
+                            f"of the run that trained it?") from None
+    return TrainedRun(model, seed, folder, summary, history)
+
+
+def find_tagger_file(path: Path) -> Path:
+    """The tagger.keras of a model folder; for models/<name> with one folder per seed, the seed
+    with the best dev F1; in an MLflow model's artifacts, the one it holds."""
+    if (path / TAGGER_FILE).is_file():
+        return path / TAGGER_FILE
+    seeds = sorted(path.glob(f"seed_*/{TAGGER_FILE}"))
+    if seeds:
+        def best_dev_f1(tagger_file: Path) -> float:
+            try:
+                return json.loads((tagger_file.parent / SUMMARY_FILE).read_text())["best_dev_f1"]
+            except (OSError, ValueError, KeyError):
+                return float("-inf")
+        return max(seeds, key=best_dev_f1)
+    found = sorted(path.rglob(TAGGER_FILE))
+    if found:
+        return found[0]
+    raise PipelineError(f"{path}: not a trained model folder (no {TAGGER_FILE} in it or in seed_*/)")
