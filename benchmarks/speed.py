@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per model (the first is warm-up)")
     parser.add_argument("--large-batches", type=batch_sizes, default="64,128",
                         help="taggers with a char encoder also at these batch sizes (comma-separated; empty: none)")
+    parser.add_argument("--models", type=lambda text: [name for name in text.split(",") if name],
+                        help="comma-separated taggers of params.yaml's models (default: all)")
     parser.add_argument("--repro", action="store_true", help="also time a full dvc repro in a fresh clone")
     parser.add_argument("--source", type=Path, default=Path(os.environ.get("NER_SHARED_DATA", "../shared/data")),
                         help="local data mirror for --repro")
@@ -199,9 +201,12 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     params = load_params()
+    models = args.models or list(params.models)
+    if unknown := [name for name in models if name not in params.models]:
+        parser.error(f"--models: {', '.join(unknown)} not in params.yaml's models ({', '.join(params.models)})")
     batch = params.train.batch_size
-    with_chars = [name for name in params.models if params.tagger(name).char_encoder != "none"]
-    runs = [(name, batch) for name in params.models] + [(BOOK, batch)]
+    with_chars = [name for name in models if params.tagger(name).char_encoder != "none"]
+    runs = [(name, batch) for name in models] + [(BOOK, batch)]
     runs += [(name, size) for name in with_chars for size in args.large_batches]
     results = [run_isolated(name, size, args.epochs) for name, size in runs]
     by_key = {(r["model"], r["batch_size"]): r for r in results}
@@ -209,14 +214,14 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "machine": machine(),
-        "settings": {"models": {name: params.tagger(name).model_dump() for name in params.models},
+        "settings": {"models": {name: params.tagger(name).model_dump() for name in models},
                      "batch_size": batch,
                      "book": {"padded_length": BOOK_LENGTH, "embedding": BOOK_EMBEDDING, "cell": "SimpleRNN",
                               "units": BOOK_UNITS, "decoder": "softmax", "bidirectional": False}},
         "results": results,
         "ratios_to_book": {name: {key: round(by_key[name, batch][key] / book[key], 2) for key in
                                   ["train_sentences_per_second", "inference_sentences_per_second",
-                                   "latency_ms_p50", "peak_memory_mib"]} for name in params.models},
+                                   "latency_ms_p50", "peak_memory_mib"]} for name in models},
     }
     if args.repro:
         report["full_repro"] = time_full_repro(args.source)

@@ -49,12 +49,8 @@ def seed_folder(model: str, seed: int, root: Path = MODELS_DIR) -> Path:
     return root / model / f"seed_{seed}"
 
 
-def learning_curve_csv(model: str) -> Path:
-    return PLOTS_DIR / f"learning_curve_{model}.csv"
-
-
-def per_type_csv(model: str) -> Path:
-    return PLOTS_DIR / f"per_type_f1_{model}.csv"
+LEARNING_CURVES_CSV = PLOTS_DIR / "learning_curves.csv"  # one row per (model, epoch), for `dvc plots`
+PER_TYPE_CSV = PLOTS_DIR / "per_type_f1.csv"  # one row per (model, entity type)
 
 
 def project_root() -> Path:

@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.evaluation import Evaluation, gain_key
 from pipeline.files import write_text_atomic
-from pipeline.layout import learning_curve_csv, per_type_csv
+from pipeline.layout import LEARNING_CURVES_CSV, PER_TYPE_CSV
 
 
 def format_p(p_value: float) -> str:
@@ -86,12 +86,13 @@ def mean_curve(histories: list[list[dict]]) -> list[dict]:
 
 
 def write_plot_data(evaluation: Evaluation) -> None:
-    """CSV files behind dvc.yaml's plots (learning curves, per-type F1): means over seeds, one file per model."""
+    """The CSV files behind dvc.yaml's plots (learning curves, per-type F1): means over seeds, one
+    row per model and epoch (type), so the plots follow params.yaml's models by themselves."""
+    curves, per_type = ["model,epoch,train_loss,dev_f1,seeds"], ["model,type,f1"]
     for name, model_runs in evaluation.runs.items():
-        lines = ["epoch,train_loss,dev_f1,seeds"] + [
-            f"{r['epoch']},{r['train_loss']:.6f},{r['dev_f1']:.4f},{r['seeds']}"
-            for r in mean_curve([run.history for run in model_runs])]
-        write_text_atomic(learning_curve_csv(name), "\n".join(lines) + "\n")
-        per_type = evaluation.metrics[name][evaluation.figure_split]["per_type"]
-        lines = ["type,f1"] + [f"{t},{s['f1']:.4f}" for t, s in per_type.items()]
-        write_text_atomic(per_type_csv(name), "\n".join(lines) + "\n")
+        curves += [f"{name},{r['epoch']},{r['train_loss']:.6f},{r['dev_f1']:.4f},{r['seeds']}"
+                   for r in mean_curve([run.history for run in model_runs])]
+        scores = evaluation.metrics[name][evaluation.figure_split]["per_type"]
+        per_type += [f"{name},{t},{s['f1']:.4f}" for t, s in scores.items()]
+    write_text_atomic(LEARNING_CURVES_CSV, "\n".join(curves) + "\n")
+    write_text_atomic(PER_TYPE_CSV, "\n".join(per_type) + "\n")

@@ -2,9 +2,8 @@ import json
 
 import pytest
 
-from pipeline.corpus import (check_known_tags, detect_scheme, parse_conll, parse_jsonl, read_corpus, read_split,
-                             to_iob2, write_normalized)
-from pipeline.corpus import decode_lines
+from pipeline.corpus import (check_known_tags, decode_lines, detect_scheme, parse_conll, parse_jsonl, read_corpus,
+                             read_split, to_iob2, write_normalized)
 from pipeline.errors import PipelineError
 from pipeline.files import write_bytes_atomic
 from pipeline.metrics import score

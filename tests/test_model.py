@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pipeline.char_vocab import build_char_vocab
-from pipeline.model import CASINGS, CharBiLSTM, build_encoder, build_network, build_tagger, pad_batch
+from pipeline.model import CASINGS, CharBiLSTM, CharCNN, build_encoder, build_network, build_tagger, pad_batch
 from pipeline.params import TaggerParams, load_params
 from pipeline.tagger import Tagger
 from pipeline.train import train_tagger
@@ -120,6 +120,21 @@ def test_char_bilstm_gives_keras_bilstm_final_states_and_ignores_padding_charact
     wider = layer(np.pad(ids, [(0, 0), (0, 0), (0, 4)])).numpy()
     np.testing.assert_allclose(out, wider, atol=1e-6)
     assert layer.compute_mask(ids).numpy().tolist() == [[True, True, False]]
+
+
+@pytest.mark.parametrize("layer", [CharCNN(10, 4, 5, 3), CharBiLSTM(10, 4, 3)], ids=["cnn", "lstm"])
+def test_char_encoders_encode_each_distinct_token_once_with_the_same_result(layer):
+    # "ab" three times, a padding token twice, "c" once: three distinct rows
+    ids = np.array([[[2, 3, 0], [2, 3, 0], [0, 0, 0]], [[4, 0, 0], [2, 3, 0], [0, 0, 0]]])
+    out = layer(ids).numpy()
+    direct = layer.encode(ids.reshape(-1, 3)).numpy().reshape(2, 3, -1)  # every token, repeats included
+    direct[:, 2] = 0  # padding tokens get zeros
+    np.testing.assert_allclose(out, direct, atol=1e-6)
+    calls = []
+    original = layer.encode
+    layer.encode = lambda rows: calls.append(int(rows.shape[0])) or original(rows)
+    layer(ids)
+    assert calls == [3]
 
 
 @pytest.mark.parametrize("model", ["char_cnn", "char_lstm"])

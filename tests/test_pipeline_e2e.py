@@ -21,15 +21,25 @@ SPLITS = ("dev", "test", "test_pp")
 SCORES = {"f1", "precision", "recall", "accuracy", "macro_accuracy", "per_type", "seeds"}
 SEEDS = [1, 2]
 LIMIT, EPOCHS = 100, 3  # sentences per split and epochs: just enough to find some entities
-RUN_NAMES = {f"{model}-seed{seed}" for model in ("baseline", "char_cnn") for seed in SEEDS}
+MODELS = ("baseline", "char_cnn", "char_lstm")
+COMPARISONS = ("baseline_vs_char_cnn", "baseline_vs_char_lstm", "char_cnn_vs_char_lstm")
+QUEUED_SEEDS = [1]  # queued experiments train one seed per model, to keep the suite short
+SWEEP_PARAMS = ["train.seeds=[1]"]
 
 
-def run(args, cwd, check=True, tracking_uri=None):
+def run_names(seeds):
+    return {f"{model}-seed{seed}" for model in MODELS for seed in seeds}
+
+
+RUN_NAMES = run_names(SEEDS)
+
+
+def run(args, cwd, check=True, tracking_uri=None, input=None):
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, input=input)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -68,32 +78,37 @@ def repo(tmp_path_factory, shared_data):
 
 def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
     repo, repro = repo
-    for stage in ("download", "vocab", "char_vocab", "train@baseline", "train@char_cnn", "evaluate"):
+    for stage in ("download", "vocab", "char_vocab", *(f"train@{m}" for m in MODELS), "evaluate"):
         assert f"Running stage '{stage}'" in repro.stdout
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    for model in ("baseline", "char_cnn"):
+    assert set(metrics) == {*MODELS, "gains", "char_gain", "training"}
+    assert set(metrics["gains"]) == set(COMPARISONS)
+    assert metrics["char_gain"] == metrics["gains"]["baseline_vs_char_cnn"]  # kept for existing users
+    for model in MODELS:
         assert set(metrics[model]) == set(SPLITS)
         for split in SPLITS:
             assert set(metrics[model][split]) == SCORES
             assert 0 <= metrics[model][split]["f1"] <= 100
         assert set(metrics[model]["test"]["seeds"]) == {"n", "mean", "std", "min", "max", "per_seed"}
         assert list(metrics[model]["test"]["seeds"]["per_seed"]) == ["1", "2"]
-    for split in SPLITS:
-        gain = metrics["char_gain"][split]
-        assert set(gain) == {"f1", "ci95", "seeds", "p_value"}
-        assert gain["f1"] == pytest.approx(metrics["char_cnn"][split]["f1"] - metrics["baseline"][split]["f1"],
-                                           abs=1e-3)
-        assert gain["ci95"][0] <= gain["f1"] <= gain["ci95"][1]
-        assert gain["seeds"]["n"] == 2 and 0 <= gain["p_value"] <= 1
+    for key in COMPARISONS:
+        a, b = key.split("_vs_")
+        for split in SPLITS:
+            gain = metrics["gains"][key][split]
+            assert set(gain) == {"f1", "ci95", "seeds", "p_value"}
+            assert gain["f1"] == pytest.approx(metrics[b][split]["f1"] - metrics[a][split]["f1"], abs=1e-3)
+            assert gain["ci95"][0] <= gain["f1"] <= gain["ci95"][1]
+            assert gain["seeds"]["n"] == 2 and 0 <= gain["p_value"] <= 1
     comparison = (repo / "reports/comparison.md").read_text()
     assert "| 2 |" in comparison and "approximate randomization" in comparison
-    for name in ("learning_curves", "per_type_f1", "confusion_matrix", "f1_per_seed"):
+    assert "| char_cnn -> char_lstm | test |" in comparison
+    for name in ("gains", "learning_curves", "per_type_f1", "confusion_matrix", "f1_per_seed"):
         assert (repo / f"reports/figures/{name}.png").stat().st_size > 10_000
     shown = json.loads(run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo).stdout)
     assert "reports/metrics.json" in json.dumps(shown)
 
 
-def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None) -> dict:
+def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None, seeds=SEEDS) -> dict:
     """Every (model, seed) run and the char-gain summary are in the store, with histories, metrics,
     figures and models; returns the runs by name."""
     client = mlflow.MlflowClient(tracking_uri)
@@ -101,11 +116,13 @@ def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None) -> 
     query = f"tags.dvc_experiment = '{experiment_name}'" if experiment_name else ""
     runs = client.search_runs([experiment.experiment_id], query)
     by_name = {run.info.run_name: run for run in runs}
-    assert set(by_name) == RUN_NAMES | {"char-gain"}, set(by_name)
+    expected = run_names(seeds)
+    assert set(by_name) == expected | {"char-gain"}, set(by_name)
     summary = by_name["char-gain"]
-    assert {"char_gain_test", "char_gain_test_ci95_low", "char_gain_test_p_value"} <= set(summary.data.metrics)
+    assert {"char_gain_test", "char_gain_test_ci95_low", "char_gain_test_p_value",
+            "gain_char_cnn_vs_char_lstm_test", "gain_baseline_vs_char_lstm_dev_ci95_high"} <= set(summary.data.metrics)
     assert {a.path for a in client.list_artifacts(summary.info.run_id)} >= {"metrics.json", "comparison.md"}
-    for name in RUN_NAMES:
+    for name in expected:
         run = by_name[name]
         model, seed = name.split("-seed")
         assert (run.data.tags["model"], run.data.tags["seed"], run.data.params["seed"]) == (model, seed, seed)
@@ -117,10 +134,12 @@ def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None) -> 
         assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} >= {
             "figures/learning_curves.png", "figures/f1_per_seed.png"}
     models = client.search_logged_models([experiment.experiment_id])
-    run_ids = {by_name[name].info.run_id for name in RUN_NAMES}
-    assert run_ids <= {m.source_run_id for m in models}
+    run_ids = {by_name[name].info.run_id for name in expected}
+    per_run = [m.source_run_id for m in models if m.source_run_id in run_ids]
+    assert sorted(per_run) == sorted(run_ids)  # each tagger logged once
     for model in models:
         if model.source_run_id in run_ids:
+            assert model.name == "tagger"
             assert client.list_logged_model_artifacts(model.model_id), model.model_id
     return by_name
 
@@ -143,6 +162,24 @@ def test_second_repro_does_nothing(repo):
     assert "Data and pipelines are up to date." in again.stdout
 
 
+def test_a_teammate_pulls_the_trained_models_from_a_dvc_remote_and_tags_without_training(repo, tmp_path):
+    repo, _ = repo
+    remote = tmp_path / "dvc-remote"  # a local-path remote; S3 and SSH remotes work the same way (README)
+    run([*DVC, "remote", "add", "-d", "shared", str(remote)], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "trained, with the team's remote"], repo)
+    run([*DVC, "push"], repo)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "models").exists()
+    run([*DVC, "pull"], clone)
+    assert "Data and pipelines are up to date." in run([*DVC, "status"], clone).stdout
+    tagged = run([sys.executable, "-m", "pipeline.predict", "--model", "models/char_cnn", "--format", "json"],
+                 clone, input="Peter Blackburn lives in Berlin.\n")
+    assert json.loads(tagged.stdout)["tokens"] == ["Peter", "Blackburn", "lives", "in", "Berlin", "."]
+    run([*DVC, "remote", "remove", "shared"], repo)
+
+
 def test_bad_param_value_stops_with_the_key_named(repo):
     repo, _ = repo
     original = (repo / "params.yaml").read_text()
@@ -160,13 +197,13 @@ def test_bad_param_value_stops_with_the_key_named(repo):
 
 
 
-def test_predict_on_a_conll_file_reproduces_the_evaluate_f1(repo, tmp_path):
+def test_predict_on_a_conll_file_reproduces_the_evaluate_f1(repo):
     repo, _ = repo
-    from pipeline.conll import read_conll
-    sentences = read_conll(repo / "data/raw/test.txt", limit=LIMIT)  # the sentences evaluate scored
-    conll = tmp_path / "test_limited.txt"
-    conll.write_text("\n".join("".join(f"{t} {g}\n" for t, g in zip(s.tokens, s.tags)) for s in sentences))
-    for model in ("baseline", "char_cnn"):
+    from pipeline.corpus import read_corpus
+    conll = repo / "data/raw/test.txt"  # the normalized split evaluate scored (data.limit applied at download)
+    sentences = read_corpus(conll)
+    assert len(sentences) == LIMIT
+    for model in MODELS:
         result = run([sys.executable, "-m", "pipeline.predict", "--model", f"models/{model}/seed_1",
                       "--input", str(conll)], repo)
         f1 = float(re.search(r"FB1:\s+([\d.]+)", result.stderr).group(1))
@@ -235,7 +272,8 @@ def run_queue(repo, names_and_params, jobs, tracking_uri=None, timeout=900):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "--allow-empty", "-m", "base"], repo)
     for name, param in names_and_params:
-        run([*DVC, "exp", "run", "--queue", "-n", name, "-S", param], repo)
+        changes = [arg for change in [param, *SWEEP_PARAMS] for arg in ("-S", change)]
+        run([*DVC, "exp", "run", "--queue", "-n", name, *changes], repo)
     try:
         run([*DVC, "queue", "start", "-j", str(jobs)], repo, tracking_uri=tracking_uri)
         deadline = time.monotonic() + timeout
@@ -255,7 +293,7 @@ def test_queued_experiment_keeps_its_mlflow_runs_and_artifacts(repo):
     repo, _ = repo
     run_queue(repo, [("units8", "model.units=8")], jobs=1)
     # the experiment ran in a temporary copy that DVC deleted; its runs and artifacts are in the repo's store
-    by_name = check_mlflow_runs(f"sqlite:///{repo / 'mlflow.db'}", "units8")
+    by_name = check_mlflow_runs(f"sqlite:///{repo / 'mlflow.db'}", "units8", QUEUED_SEEDS)
     assert by_name["baseline-seed1"].data.params["model.units"] == "8"
     assert by_name["baseline-seed1"].info.artifact_uri.startswith((repo / "mlartifacts").as_uri())
     header, *rows = run([*DVC, "exp", "show", "--csv"], repo).stdout.splitlines()
@@ -294,16 +332,19 @@ def test_parallel_sweep_through_a_tracking_server_loses_nothing(repo, mlflow_ser
     run_queue(repo, [("gru", "model.cell=gru"), ("simple", "model.cell=simple")], jobs=2,
               tracking_uri=mlflow_server)
     for name in ("gru", "simple"):
-        by_name = check_mlflow_runs(mlflow_server, name)
-        assert by_name["char_cnn-seed2"].data.params["model.cell"] == name
+        by_name = check_mlflow_runs(mlflow_server, name, QUEUED_SEEDS)
+        assert by_name["char_cnn-seed1"].data.params["model.cell"] == name
 
 
 def test_speed_benchmark_writes_its_report(repo):
     repo, _ = repo
-    run([sys.executable, "-m", "benchmarks.speed", "--epochs", "2", "--large-batches", "16"], repo)
+    bad = run([sys.executable, "-m", "benchmarks.speed", "--models", "char_gru"], repo, check=False)
+    assert bad.returncode == 2 and "--models: char_gru not in params.yaml's models" in bad.stderr
+    run([sys.executable, "-m", "benchmarks.speed", "--epochs", "2", "--models", "baseline,char_lstm",
+         "--large-batches", "16"], repo)
     report = json.loads((repo / "reports/benchmark.json").read_text())
     assert [(r["model"], r["batch_size"]) for r in report["results"]] == [
-        ("baseline", 8), ("char_cnn", 8), ("book", 8), ("char_cnn", 16)]
+        ("baseline", 8), ("char_lstm", 8), ("book", 8), ("char_lstm", 16)]
     for result in report["results"]:
         for key in ("train_sentences_per_second", "train_tokens_per_second", "inference_sentences_per_second",
                     "latency_ms_p50", "latency_ms_p95", "peak_memory_mib"):
@@ -311,5 +352,35 @@ def test_speed_benchmark_writes_its_report(repo):
         assert result["latency_ms_p50"] <= result["latency_ms_p95"]
         assert result["train_tokens_per_second"] > result["train_sentences_per_second"]
     assert report["machine"]["cores"] >= 1 and report["settings"]["book"]["padded_length"] == 40
-    assert set(report["ratios_char_cnn_to_book"]) == {"train_sentences_per_second", "inference_sentences_per_second",
-                                                     "latency_ms_p50", "peak_memory_mib"}
+    assert set(report["ratios_to_book"]) == {"baseline", "char_lstm"}
+    assert set(report["ratios_to_book"]["char_lstm"]) == {"train_sentences_per_second", "inference_sentences_per_second",
+                                                          "latency_ms_p50", "peak_memory_mib"}
+
+
+def test_a_new_variant_is_a_params_edit_only(repo):
+    """A fourth tagger from existing parts: params.yaml names it and its comparison; nothing else changes,
+    and only its training and the evaluation run."""
+    repo, _ = repo
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["models"]["char_cnn_gru"] = {"char_encoder": "cnn", "cell": "gru"}
+    params["compare"].append(["char_cnn", "char_cnn_gru"])
+    try:
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        result = run([*DVC, "repro"], repo)
+        assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["train@char_cnn_gru", "evaluate"]
+        metrics = json.loads((repo / "reports/metrics.json").read_text())
+        assert set(metrics["gains"]["char_cnn_vs_char_cnn_gru"]) == set(SPLITS)
+        curves = (repo / "reports/plots/learning_curves.csv").read_text().splitlines()
+        assert {line.split(",")[0] for line in curves[1:]} == {*MODELS, "char_cnn_gru"}
+        plots = json.loads(run([*DVC, "plots", "show", "--json"], repo).stdout)
+        assert not plots.get("errors"), plots["errors"]
+        curve = next(p for p in plots["data"]["Dev entity F1 per epoch (mean over seeds)"] if p["type"] == "vega")
+        assert curve["content"]["encoding"]["color"]["field"] == "model"
+        assert {row["model"] for row in curve["content"]["data"]["values"]} == {*MODELS, "char_cnn_gru"}
+        with open(repo / "models/char_cnn_gru/seed_1/summary.json") as file:
+            run_id = json.load(file)["mlflow_run_id"]
+        logged = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").get_run(run_id).data.params
+        assert (logged["model.cell"], logged["model.char_encoder"]) == ("gru", "cnn")
+    finally:
+        (repo / "params.yaml").write_text(original)
