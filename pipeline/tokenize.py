@@ -14,21 +14,43 @@ checked against CoNLL-2003's own training text in the tests.
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 
 ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Jr", "Sr", "Inc", "Co", "Corp", "Ltd", "Bros", "Gen",
                  "Gov", "Sen", "Rep", "Rev", "Lt", "Col", "Capt", "Sgt", "No", "vs", "Jan", "Feb", "Mar", "Apr",
                  "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec", "Calif", "Fla", "Mass", "Penn", "vol")
-CLITIC_TAIL = r"(?i:s|re|ve|ll|d|m|t)(?![^\W_])"  # what follows the apostrophe of 's 're 've 'll 'd 'm n't
+
+
+def _joiner_ranges() -> str:
+    """A regex class body for the characters that belong to the letter before them although
+    Python's \\w does not match them: combining marks (decomposed accents as in "Mu\\u0308ller",
+    Arabic vowel signs, Devanagari virama) and the zero-width (non-)joiners."""
+    codes = [code for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code))[0] == "M"
+             and not chr(code).isalnum()] + [0x200C, 0x200D]
+    ranges, start, previous = [], codes[0], codes[0]
+    for code in codes[1:] + [-1]:
+        if code != previous + 1:
+            ranges.append(re.escape(chr(start)) + (f"-{re.escape(chr(previous))}" if previous > start else ""))
+            start = code
+        previous = code
+    return "".join(ranges)
+
+
+# a letter or digit, and the marks that extend the one before it
+LETTER = r"[^\W_]"
+IN_WORD = rf"(?:[^\W_]|[{_joiner_ranges()}])"
+CLITIC_TAIL = rf"(?i:s|re|ve|ll|d|m|t)(?!{IN_WORD})"  # what follows the apostrophe of 's 're 've 'll 'd 'm n't
 
 TOKEN = re.compile(rf"""
       \A\s*\d{{1,3}}\.(?=\s)                            # list number at the start of a line: "1. Ajax"
-    | [^\W_]+(?=(?i:n't)(?![^\W_]))                     # "do" of "don't", "ca" of "can't"
+    | {LETTER}{IN_WORD}*?(?=(?i:n't)(?!{IN_WORD}))       # "do" of "don't", "ca" of "can't"
     | (?i:n)?'{CLITIC_TAIL}                             # n't 's 're 've 'll 'd 'm
     | (?:[^\W\d_]\.){{2,}}                              # U.S.  a.m.  m.p.h.
     | (?:{"|".join(ABBREVIATIONS)}|[A-Z])\.(?=\s|$)     # Inc.  vs.  initials: J.
     | [A-Z]{{1,2}}\$                                    # currencies: C$ A$ US$
     | [+]?\d+(?:[.,:/]\d+)+ | \+\d+ | \.\d+             # 1,000  3.5  12:30  +44  .500
-    | [^\W_]+(?:(?:[-&]|'(?!{CLITIC_TAIL}))[^\W_]+)*    # words and numbers: all-rounder O'Brien AT&T 1996-08-22
+    | {LETTER}{IN_WORD}*(?:(?:[-&]|'(?!{CLITIC_TAIL})){LETTER}{IN_WORD}*)*  # words, numbers: O'Brien AT&T 1996-08-22
     | \.{{2,}}|-{{2,}}                                  # ellipsis, dashes
     | \S                                                # any other character: punctuation, quotes
 """, re.VERBOSE)

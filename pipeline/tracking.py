@@ -124,7 +124,13 @@ class TaggerModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         texts = model_input["text"].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
-        return [result.to_dict() for result in self.tagger.tag([str(text) for text in texts])]
+        # a missing value (None, NaN) is no text: it comes back skipped, not tagged as the word "nan"
+        return [result.to_dict() for result in self.tagger.tag(["" if is_missing(text) else str(text)
+                                                                 for text in texts])]
+
+
+def is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def log_tagger(tagger_file: Path, model: str, register: bool) -> None:

@@ -41,6 +41,18 @@ def test_api_tags_raw_text_and_reports_what_it_skipped(saved_tagger):
         tagger.tag("Peter lives in Berlin.")
 
 
+def test_pyfunc_model_skips_missing_texts_instead_of_tagging_nan(saved_tagger):
+    import pandas as pd
+
+    from pipeline.tracking import TaggerModel
+    model = TaggerModel()
+    model.tagger = Tagger.load(saved_tagger)
+    out = model.predict(None, pd.DataFrame({"text": ["Peter lives in Berlin.", None, float("nan")]}))
+    assert out[0]["tokens"] == ["Peter", "lives", "in", "Berlin", "."]
+    assert [o.get("skipped") for o in out[1:]] == ["empty or whitespace-only text"] * 2
+    assert out[1]["tokens"] == out[2]["tokens"] == []
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(PipelineError, match="not a trained model folder"):
         Tagger.load(tmp_path)

@@ -20,6 +20,11 @@ from pipeline.tokenize import tokenize
     ("Wait... no -- really?!", ["Wait", "...", "no", "--", "really", "?", "!"]),
     ("Zürich's FC São Paulo", ["Zürich", "'s", "FC", "São", "Paulo"]),
     ("   ", []),
+    # decomposed accents, Arabic vowel signs, Devanagari virama and zero-width joiners stay inside their word
+    ("Mu\u0308ller sagt", ["Mu\u0308ller", "sagt"]),
+    ("\u0643\u064e\u062a\u064e\u0628\u064e \u0643\u062a\u0627\u0628", ["\u0643\u064e\u062a\u064e\u0628\u064e", "\u0643\u062a\u0627\u0628"]),
+    ("\u0915\u094d\u0937\u0924\u094d\u0930\u093f\u092f \u0939\u0948", ["\u0915\u094d\u0937\u0924\u094d\u0930\u093f\u092f", "\u0939\u0948"]),
+    ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 a\u200db", ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "a\u200db"]),
 ])
 def test_conll_style_tokenization(text, tokens):
     assert tokenize(text)[0] == tokens
