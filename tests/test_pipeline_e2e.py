@@ -71,6 +71,7 @@ def repo(tmp_path_factory, shared_data):
     run(["git", "config", "user.email", "tests@localhost"], repo)
     run(["git", "commit", "-q", "--allow-empty", "-m", "init"], repo)
     run([sys.executable, "-m", "dvc", "init", "-q"], repo)
+    shutil.copytree(REPO_ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")  # the project's plot templates
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
     repro = run([sys.executable, "-m", "dvc", "repro"], repo)
     return repo, repro
