@@ -25,7 +25,7 @@ VOCAB_STATS_FILE = VOCAB_DIR / "vocab_stats.json"
 CHARS_FILE = VOCAB_DIR / "chars.txt"
 CHAR_STATS_FILE = VOCAB_DIR / "char_stats.json"
 
-# train@<model>: models/<model>/seed_<n>/{tagger.keras, history.csv, summary.json}
+# train: models/<model>/seed_<n>/{tagger.keras, history.csv, summary.json}
 MODELS_DIR = Path("models")
 
 # evaluate
@@ -48,6 +48,9 @@ def model_folder(model: str) -> Path:
 def seed_folder(model: str, seed: int, root: Path = MODELS_DIR) -> Path:
     return root / model / f"seed_{seed}"
 
+
+# what every training reads (its fingerprint hashes them; see pipeline/train.py)
+TRAINING_INPUTS = (split_file("train"), split_file("dev"), WORDS_FILE, TAGS_FILE, CHARS_FILE, VECTORS_FILE)
 
 LEARNING_CURVES_CSV = PLOTS_DIR / "learning_curves.csv"  # one row per (model, epoch), for `dvc plots`
 PER_TYPE_CSV = PLOTS_DIR / "per_type_f1.csv"  # one row per (model, entity type)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -89,11 +89,13 @@ class TaggerParams(ModelParams):
 class TrainParams(Section):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    learning_rate: float = Field(gt=0)
-    clipnorm: Optional[float] = Field(gt=0)
+    learning_rate: float = Field(gt=0, allow_inf_nan=False)
+    clipnorm: Optional[float] = Field(gt=0, allow_inf_nan=False)
     patience: int = Field(ge=1)
     # one training run per seed and model; the char gain is reported over seeds
     seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    # TensorFlow threads (and Ray CPUs) per training: the float sums, so the last digits, follow it
+    threads: int = Field(ge=1)
 
     @field_validator("seeds")
     @classmethod
@@ -117,6 +119,17 @@ with warnings.catch_warnings():  # "register" also names ABCMeta.register, which
         register: bool  # also register each tagger in the model registry (ner-<model name>)
 
 
+class ClusterParams(Section):
+    """Where the trainings run (see pipeline/cluster.py); not a DVC dependency: it changes how
+    long a run takes, not its results (train.threads fixes the per-training arithmetic)."""
+    # local Ray's size when RAY_ADDRESS is unset; null = every core of this machine
+    local_cpus: Optional[int] = Field(ge=1)
+    # GPUs each training asks for; auto = 1 where the cluster has GPUs, else 0
+    gpus_per_task: Union[Literal["auto"], Annotated[float, Field(ge=0)]]
+    # a training whose worker dies (killed, out of memory, node lost) is run again up to N times
+    max_retries: int = Field(ge=0)
+
+
 class Params(Section):
     data: DataParams
     vocab: VocabParams
@@ -129,6 +142,7 @@ class Params(Section):
     train: TrainParams
     evaluate: EvaluateParams
     mlflow: MlflowParams
+    cluster: ClusterParams
 
     def tagger(self, name: str) -> TaggerParams:
         """The settings of tagger `name`: `model` with the variant's changes."""

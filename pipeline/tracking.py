@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
@@ -40,6 +41,7 @@ def start_experiment() -> str:
     runs started from any working copy keep their artifacts in one place.
     """
     uri = tracking_uri()
+    check_server(uri)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
@@ -57,6 +59,18 @@ def start_experiment() -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def check_server(uri: str) -> None:
+    """Fail in seconds, with one line, when a tracking server is down (MLflow's client would
+    retry for minutes before its traceback)."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=10)
+        except requests.RequestException as error:
+            raise PipelineError(f"MLFLOW_TRACKING_URI={uri}: the tracking server does not answer "
+                                f"({type(error).__name__}); start it, or unset MLFLOW_TRACKING_URI to use the "
+                                "local store") from None
 
 
 def git_commit() -> str | None:
@@ -95,18 +109,27 @@ def registered_name(model: str) -> str:
 # training -----------------------------------------------------------------------------------
 
 @contextmanager
-def training_run(model: str, seed: int, params: Params, sizes: dict[str, int]):
-    """An MLflow run for one (model, seed) training, with every param it trained with; yields its id."""
-    tags = {**run_tags(f"train@{model}"), "model": model, "seed": str(seed)}
-    with mlflow.start_run(run_name=f"{model}-seed{seed}", tags=tags) as run:
-        mlflow.log_params({**flat_params(params.model_dump(exclude={"models", "model"})),
+def training_run(model: str, seed: int, params: Params, sizes: dict[str, int], tags: dict[str, str],
+                 started: float):
+    """An MLflow run for one (model, seed) training that began at `started` (time.time()), with every
+    param it trained with and where it ran; yields its id. An error inside marks the run FAILED."""
+    tags = {**run_tags("train"), **tags, "model": model, "seed": str(seed), "mlflow.runName": f"{model}-seed{seed}"}
+    run = mlflow.MlflowClient().create_run(mlflow.get_experiment_by_name(EXPERIMENT).experiment_id,
+                                           start_time=int(started * 1000), tags=tags)
+    with mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_params({**flat_params(params.model_dump(exclude={"models", "model", "cluster"})),
                            **flat_params(params.tagger(model), "model."), "model_name": model, "seed": seed,
                            **sizes})
         yield run.info.run_id
 
 
-def log_epoch(epoch: int, train_loss: float, dev_f1: float, seconds: float) -> None:
-    mlflow.log_metrics({"train_loss": train_loss, "val_f1": dev_f1, "epoch_seconds": seconds}, step=epoch)
+def log_history(history: list[dict], started: float) -> None:
+    """The learning curve, one step per epoch, stamped with the time each epoch ended."""
+    ended = started
+    for row in history:
+        ended += row["seconds"]
+        mlflow.log_metrics({"train_loss": row["train_loss"], "val_f1": row["dev_f1"],
+                            "epoch_seconds": row["seconds"]}, step=int(row["epoch"]), timestamp=int(ended * 1000))
 
 
 def log_training_result(best_epoch: int, seconds: float) -> None:
@@ -153,6 +176,7 @@ def log_tagger(tagger_file: Path, model: str, register: bool) -> None:
 
 def download_model(uri: str) -> Path:
     """The local folder of an MLflow model URI (runs:/..., models:/...), from the project's store."""
+    check_server(tracking_uri())
     mlflow.set_tracking_uri(tracking_uri())
     try:
         return Path(mlflow.artifacts.download_artifacts(uri))

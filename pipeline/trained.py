@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +34,19 @@ class TrainedRun:
         return self.folder / TAGGER_FILE
 
 
-def save_trained(folder: Path, keras_tagger, history: list[dict], summary: dict) -> Path:
+def keras_file_bytes(keras_tagger) -> bytes:
+    """The tagger as the bytes of its .keras file (how a training worker sends it to the driver)."""
+    with tempfile.TemporaryDirectory() as temp:
+        path = Path(temp) / TAGGER_FILE
+        keras_tagger.save(path)
+        return path.read_bytes()
+
+
+def save_trained(folder: Path, tagger_file: bytes, history: list[dict], summary: dict) -> Path:
     """Write a seed folder (inside a staging folder that the caller renames into place); return
     the tagger's file."""
     folder.mkdir(parents=True)
-    keras_tagger.save(folder / TAGGER_FILE)
+    (folder / TAGGER_FILE).write_bytes(tagger_file)
     with open(folder / HISTORY_FILE, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(history[0]))
         writer.writeheader()

@@ -1,4 +1,10 @@
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,3 +32,57 @@ def real_train(shared_data):
 def real_dev(shared_data):
     from pipeline.corpus import read_corpus as read_conll
     return read_conll(shared_data / "conll2003" / "valid.txt")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def postgres_binary(name: str) -> str:
+    """initdb / pg_ctl: on PATH, or where Debian's postgresql package puts them."""
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if found is None:
+        pytest.fail(f"PostgreSQL's {name} not found: install Debian's postgresql package (.ci/run does)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on 127.0.0.1, in a throw-away folder; yields a database URL (the
+    database itself does not exist yet: pipeline.tracking_server creates it)."""
+    folder = Path(tempfile.mkdtemp(prefix="ner-postgres-"))  # under /tmp, so the postgres user can reach it
+    as_postgres = []
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        shutil.chown(folder, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_postgres, postgres_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, postgres_binary("pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w",
+                    "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/mlflow_team"
+    finally:
+        subprocess.run([*as_postgres, postgres_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def ray_cluster():
+    """A local multi-process Ray cluster: a head node with no CPUs for tasks and a worker node
+    started as a separate process, so every task runs on the worker. Yields RAY_ADDRESS."""
+    ray = str(Path(sys.executable).parent / "ray")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    try:
+        subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                        "--num-cpus", "0", "--include-dashboard", "false", "--disable-usage-stats"],
+                       check=True, capture_output=True)
+        subprocess.run([ray, "start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+                        "--disable-usage-stats"], check=True, capture_output=True)
+        yield address
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from pipeline.char_vocab import build_char_vocab
+from pipeline.errors import PipelineError
 from pipeline.model import CASINGS, CharBiLSTM, CharCNN, build_encoder, build_network, build_tagger, pad_batch
 from pipeline.params import TaggerParams, load_params
 from pipeline.tagger import Tagger
@@ -155,3 +156,14 @@ def test_training_learns_and_is_reproducible(real_train, tmp_path, model):
     tagger.save(tmp_path / "tagger.keras")
     tokens = [s.tokens for s in sentences[:20]]
     assert tag(keras.saving.load_model(tmp_path / "tagger.keras"), tokens) == tag(tagger, tokens)
+
+
+def test_a_loss_that_stops_being_finite_stops_the_training_with_the_setting_named(real_train):
+    sentences = real_train[:40]
+    vocabulary = Vocabulary(build_word_vocab(sentences, PARAMS.vocab.model_copy(update={"min_count": 1})),
+                            build_char_vocab(sentences, PARAMS.char_vocab), build_tag_list(sentences), None)
+    params = PARAMS.model_copy(update={"train": PARAMS.train.model_copy(update={"epochs": 3, "learning_rate": 3e38}),
+                                       "model": PARAMS.model.model_copy(update={"units": 8, "word_vectors": "none"})})
+    with pytest.raises(PipelineError, match=r"baseline seed 7: the training loss became (nan|inf) in epoch 1; "
+                                            r"lower train.learning_rate or set train.clipnorm"):
+        train_tagger("baseline", params, 7, sentences, sentences, vocabulary)

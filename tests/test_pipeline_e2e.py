@@ -1,21 +1,24 @@
 """`dvc repro`, `dvc exp run --queue`, a parallel sweep through an MLflow server, predict and
 `mlflow models serve`, end to end in a temporary git repo: real CoNLL data (100 sentences per
 split), 3 epochs, 2 seeds."""
+import csv
 import json
 import os
 import re
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 SPLITS = ("dev", "test", "test_pp")
 SCORES = {"f1", "precision", "recall", "accuracy", "macro_accuracy", "per_type", "seeds"}
@@ -34,12 +37,15 @@ def run_names(seeds):
 RUN_NAMES = run_names(SEEDS)
 
 
-def run(args, cwd, check=True, tracking_uri=None, input=None):
+def run(args, cwd, check=True, tracking_uri=None, input=None, ray_address=None, timeout=None):
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("RAY_ADDRESS", None)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, input=input)
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, input=input, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -79,7 +85,7 @@ def repo(tmp_path_factory, shared_data):
 
 def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
     repo, repro = repo
-    for stage in ("download", "vocab", "char_vocab", *(f"train@{m}" for m in MODELS), "evaluate"):
+    for stage in ("download", "vocab", "char_vocab", "train", "evaluate"):
         assert f"Running stage '{stage}'" in repro.stdout
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {*MODELS, "gains", "char_gain", "training"}
@@ -109,7 +115,8 @@ def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
     assert "reports/metrics.json" in json.dumps(shown)
 
 
-def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None, seeds=SEEDS) -> dict:
+def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None, seeds=SEEDS,
+                     ray_address: str = "local") -> dict:
     """Every (model, seed) run and the char-gain summary are in the store, with histories, metrics,
     figures and models; returns the runs by name."""
     client = mlflow.MlflowClient(tracking_uri)
@@ -127,7 +134,8 @@ def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None, see
         run = by_name[name]
         model, seed = name.split("-seed")
         assert (run.data.tags["model"], run.data.tags["seed"], run.data.params["seed"]) == (model, seed, seed)
-        assert run.data.tags["dvc_stage"] == f"train@{model}"
+        assert run.data.tags["dvc_stage"] == "train" and run.info.status == "FINISHED"
+        assert run.data.tags["ray.node_id"] and run.data.tags["ray.cluster"] == ray_address
         assert run.data.tags["mlflow.parentRunId"] == summary.info.run_id
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_f1")] == [1, 2, 3]
         assert len(client.get_metric_history(run.info.run_id, "train_loss")) == EPOCHS
@@ -161,6 +169,79 @@ def test_second_repro_does_nothing(repo):
     again = run([sys.executable, "-m", "dvc", "repro"], repo)
     assert "Running stage" not in again.stdout
     assert "Data and pipelines are up to date." in again.stdout
+
+
+def training_copy(repo, folder, models, **changes):
+    """A copy of the fixture's repository with train's inputs only (no models, no MLflow store), training
+    just `models`, with params changes such as {"cluster.local_cpus": 1}."""
+    shutil.copytree(repo, folder, ignore=shutil.ignore_patterns("models", "mlflow.db", "mlartifacts", "reports"))
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    params["models"] = {name: params["models"][name] for name in models}
+    params["compare"] = []
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(folder, **changes)
+    return folder
+
+
+def learning_curve(folder):
+    with open(folder / "history.csv") as file:
+        return [(row["train_loss"], row["dev_f1"]) for row in csv.DictReader(file)]
+
+
+def test_one_training_at_a_time_gives_the_same_models_as_two_at_once(repo, tmp_path):
+    """The fixture's repro ran the trainings in parallel (local Ray, 2 at once on 2 cores); serially,
+    with the same params and seeds, every learning curve is identical to the last digit."""
+    repo, _ = repo
+    serial = training_copy(repo, tmp_path / "serial", ["char_cnn"], **{"cluster.local_cpus": 1})
+    result = run([sys.executable, "-m", "pipeline.train"], serial)
+    assert "train: 2 trainings on local Ray: 1 CPUs" in result.stdout
+    for seed in SEEDS:
+        assert learning_curve(serial / f"models/char_cnn/seed_{seed}") == \
+            learning_curve(repo / f"models/char_cnn/seed_{seed}")
+
+
+def test_a_killed_worker_is_retried_and_mlflow_gets_one_finished_run(repo, tmp_path):
+    repo, _ = repo
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1], "train.epochs": 6})
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        env.pop(name, None)
+    stage = subprocess.Popen([sys.executable, "-m", "pipeline.train"], cwd=copy, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed, deadline = None, time.monotonic() + 300
+    while killed is None:  # local Ray's workers are this stage's descendants; kill the one training
+        assert stage.poll() is None and time.monotonic() < deadline, stage.stdout.read()
+        for process in psutil.Process(stage.pid).children(recursive=True):
+            try:
+                if " ".join(process.cmdline()).startswith("ray::train_pair"):
+                    time.sleep(2)  # let it get into the training
+                    process.kill()
+                    killed = process.pid
+                    break
+            except psutil.Error:
+                pass
+        time.sleep(0.2)
+    output, _ = stage.communicate(timeout=600)
+    assert stage.returncode == 0, output
+    client = mlflow.MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id])
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("baseline-seed1", "FINISHED")]
+    assert json.loads((copy / "models/baseline/seed_1/summary.json").read_text())["mlflow_run_id"] == runs[0].info.run_id
+    assert len(client.get_metric_history(runs[0].info.run_id, "val_f1")) == 6  # no epoch logged twice
+    assert not list((copy / "models").glob(".*"))  # no staging folder left
+
+
+def test_train_with_the_tracking_server_down_fails_at_once_and_keeps_the_models(repo):
+    repo, _ = repo
+    before = {path: path.stat().st_mtime_ns for path in (repo / "models").rglob("*")}
+    url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    failed = run([sys.executable, "-m", "pipeline.train"], repo, check=False, tracking_uri=url, timeout=120)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"error: MLFLOW_TRACKING_URI={url}: the tracking server does not answer (ConnectionError); start it, "
+        "or unset MLFLOW_TRACKING_URI to use the local store")
+    assert "Traceback" not in failed.stderr
+    assert {path: path.stat().st_mtime_ns for path in (repo / "models").rglob("*")} == before
 
 
 def test_a_teammate_pulls_the_trained_models_from_a_dvc_remote_and_tags_without_training(repo, tmp_path):
@@ -221,9 +302,7 @@ def test_served_pyfunc_model_answers_like_the_python_api(repo):
     run_id = client.search_runs([experiment.experiment_id], "attributes.run_name = 'char_cnn-seed1'")[0].info.run_id
     texts = ["Peter Blackburn lives in Berlin.", "EU rejects German call to boycott British lamb."]
     expected = [r.to_dict() for r in Tagger.load(repo / "models/char_cnn/seed_1").tag(texts)]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
            "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/tagger",
@@ -268,7 +347,7 @@ def test_registered_models_load_by_name(repo):
 DVC = [sys.executable, "-m", "dvc"]
 
 
-def run_queue(repo, names_and_params, jobs, tracking_uri=None, timeout=900):
+def run_queue(repo, names_and_params, jobs, tracking_uri=None, ray_address=None, timeout=900):
     """Queue experiments, run them with `dvc queue start -j`, wait, stop the workers; return the final status."""
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "--allow-empty", "-m", "base"], repo)
@@ -276,7 +355,7 @@ def run_queue(repo, names_and_params, jobs, tracking_uri=None, timeout=900):
         changes = [arg for change in [param, *SWEEP_PARAMS] for arg in ("-S", change)]
         run([*DVC, "exp", "run", "--queue", "-n", name, *changes], repo)
     try:
-        run([*DVC, "queue", "start", "-j", str(jobs)], repo, tracking_uri=tracking_uri)
+        run([*DVC, "queue", "start", "-j", str(jobs)], repo, tracking_uri=tracking_uri, ray_address=ray_address)
         deadline = time.monotonic() + timeout
         while re.search(r"\b(Queued|Running)\b", status := run([*DVC, "queue", "status"], repo).stdout):
             assert time.monotonic() < deadline, status
@@ -303,38 +382,50 @@ def test_queued_experiment_keeps_its_mlflow_runs_and_artifacts(repo):
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
-    """A real MLflow tracking server on 127.0.0.1 (one worker process: the only SQLite writer)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def team_server(tmp_path, postgres_url):
+    """The team MLflow of the README: `python -m pipeline.tracking_server` on a real PostgreSQL,
+    with proxied artifacts; yields the MLFLOW_TRACKING_URI it prints."""
+    port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(1)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+        [sys.executable, "-m", "pipeline.tracking_server", "--database", postgres_url,
+         "--artifacts", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        line = server.stdout.readline()
+        assert line == f"export MLFLOW_TRACKING_URI=http://127.0.0.1:{port}\n", line
+        url = line.strip().split("=", 1)[1]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
-def test_parallel_sweep_through_a_tracking_server_loses_nothing(repo, mlflow_server):
+def test_parallel_sweep_on_a_ray_cluster_through_the_team_server_loses_nothing(repo, team_server, ray_cluster):
+    """`dvc queue start -j 2` on this machine, every training on a separate Ray worker node, every run
+    in the PostgreSQL-backed team MLflow with its history and artifacts."""
     repo, _ = repo
     run_queue(repo, [("gru", "model.cell=gru"), ("simple", "model.cell=simple")], jobs=2,
-              tracking_uri=mlflow_server)
+              tracking_uri=team_server, ray_address=ray_cluster)
+    client = mlflow.MlflowClient(team_server)
     for name in ("gru", "simple"):
-        by_name = check_mlflow_runs(mlflow_server, name, QUEUED_SEEDS)
+        by_name = check_mlflow_runs(team_server, name, QUEUED_SEEDS, ray_address=ray_cluster)
         assert by_name["char_cnn-seed1"].data.params["model.cell"] == name
+        assert by_name["char_cnn-seed1"].info.artifact_uri.startswith("mlflow-artifacts:")
+        # the head node has no CPUs: the tasks ran on the worker node
+        assert len({by_name[run].data.tags["ray.node_id"] for run in run_names(QUEUED_SEEDS)}) == 1
+        model = client.search_logged_models([by_name["char-gain"].info.experiment_id],
+                                            f"source_run_id = '{by_name['char_cnn-seed1'].info.run_id}'")[0]
+        local = mlflow.artifacts.download_artifacts(f"models:/{model.model_id}", tracking_uri=team_server)
+        assert list(Path(local).rglob("tagger.keras"))
 
 
 def test_speed_benchmark_writes_its_report(repo):
@@ -369,7 +460,11 @@ def test_a_new_variant_is_a_params_edit_only(repo):
     try:
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         result = run([*DVC, "repro"], repo)
-        assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["train@char_cnn_gru", "evaluate"]
+        assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["train", "evaluate"]
+        # the six unchanged pairs are kept by their fingerprint: only the new tagger's seeds train
+        kept = re.findall(r"train: (\S+) seed (\d+) is up to date", result.stdout)
+        assert sorted(kept) == sorted((model, str(seed)) for model in MODELS for seed in SEEDS), result.stdout
+        assert "train: 2 trainings on local Ray" in result.stdout
         metrics = json.loads((repo / "reports/metrics.json").read_text())
         assert set(metrics["gains"]["char_cnn_vs_char_cnn_gru"]) == set(SPLITS)
         curves = (repo / "reports/plots/learning_curves.csv").read_text().splitlines()

@@ -1,0 +1,96 @@
+"""Where the trainings run: Ray tasks, one per (model, seed).
+
+With no set-up Ray starts inside the driver process, sized to this machine's cores, and runs
+cores / train.threads trainings at once. With RAY_ADDRESS set, the same tasks go to that Ray
+cluster (VMs, KubeRay, Slurm) and the `pipeline` package travels with them; the driver keeps
+every file write and every MLflow call, so workers need neither the repository nor the store.
+
+Each task runs in a fresh worker process (TensorFlow's thread pools are fixed at its start),
+asks for a GPU where the cluster has one, and is run again if its worker dies.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from ray.exceptions import RayTaskError
+
+from pipeline.errors import PipelineError
+from pipeline.params import ClusterParams
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str          # "local" or the RAY_ADDRESS the driver connected to
+    cpus: float
+    gpus: float
+    gpus_per_task: float
+
+    def describe(self) -> str:
+        where = "local Ray" if self.address == "local" else f"Ray cluster {self.address}"
+        return f"{where}: {self.cpus:g} CPUs, {self.gpus:g} GPUs"
+
+
+def connect(settings: ClusterParams) -> Cluster:
+    """Start local Ray, or join the cluster at RAY_ADDRESS."""
+    address = os.environ.get("RAY_ADDRESS")
+    common = dict(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    try:
+        if address:
+            import pipeline
+            # the workers of a remote cluster get this package (their environment has the requirements)
+            ray.init(address=address, runtime_env={"py_modules": [str(Path(pipeline.__file__).parent)],
+                                                   "excludes": ["__pycache__"]}, **common)
+        else:
+            ray.init(num_cpus=settings.local_cpus or os.cpu_count() or 1, **common)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise PipelineError(f"RAY_ADDRESS={address}: cannot join the Ray cluster ({error})" if address
+                            else f"cannot start local Ray ({error})") from None
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0.0)
+    per_task = (1.0 if gpus else 0.0) if settings.gpus_per_task == "auto" else float(settings.gpus_per_task)
+    return Cluster(address or "local", resources.get("CPU", 0.0), gpus, per_task)
+
+
+def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int, cluster: Cluster,
+              max_retries: int) -> Iterator[tuple[str, object]]:
+    """Run function(*args) for each (key, args) as a Ray task; yield (key, result) as each finishes.
+
+    A task whose worker dies (killed, out of memory, node lost) is run again up to max_retries
+    times; an error raised by the function itself is not retried (the same seed would fail the
+    same way) and stops the run: a PipelineError keeps its one-line message.
+    """
+    remote = ray.remote(num_cpus=cpus, num_gpus=cluster.gpus_per_task, max_calls=1,
+                        max_retries=max_retries)(function)
+    pending = {remote.remote(*args): key for key, args in calls}
+    try:
+        while pending:
+            [done], _ = ray.wait(list(pending), num_returns=1)
+            key = pending.pop(done)
+            try:
+                yield key, ray.get(done)
+            except RayTaskError as error:
+                if isinstance(error.cause, PipelineError):
+                    raise PipelineError(f"{key}: {error.cause}") from None
+                raise error.as_instanceof_cause() from None
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+
+def put(value) -> ray.ObjectRef:
+    """Share a large input (corpus, vocabulary) once with every task, through Ray's object store."""
+    return ray.put(value)
+
+
+def worker_identity() -> dict[str, str]:
+    """Where the calling task runs, for the MLflow run's tags."""
+    return {"ray.node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
+
+
+def shutdown() -> None:
+    ray.shutdown()
