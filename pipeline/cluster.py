@@ -46,7 +46,8 @@ def connect(settings: ClusterParams) -> Cluster:
             ray.init(address=address, runtime_env={"py_modules": [str(Path(pipeline.__file__).parent)],
                                                    "excludes": ["__pycache__"]}, **common)
         else:
-            ray.init(num_cpus=settings.local_cpus or os.cpu_count() or 1, **common)
+            # "local": a Ray of this process's own, even where `ray start` left one running
+            ray.init(address="local", num_cpus=settings.local_cpus or os.cpu_count() or 1, **common)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise PipelineError(f"RAY_ADDRESS={address}: cannot join the Ray cluster ({error})" if address
                             else f"cannot start local Ray ({error})") from None

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
+DVC_FILE = Path("dvc.yaml")
 
 # download: one normalized file per split (token<TAB>IOB2 tag, blank line between sentences)
 RAW_DIR = Path("data/raw")
@@ -48,9 +49,6 @@ def model_folder(model: str) -> Path:
 def seed_folder(model: str, seed: int, root: Path = MODELS_DIR) -> Path:
     return root / model / f"seed_{seed}"
 
-
-# what every training reads (its fingerprint hashes them; see pipeline/train.py)
-TRAINING_INPUTS = (split_file("train"), split_file("dev"), WORDS_FILE, TAGS_FILE, CHARS_FILE, VECTORS_FILE)
 
 LEARNING_CURVES_CSV = PLOTS_DIR / "learning_curves.csv"  # one row per (model, epoch), for `dvc plots`
 PER_TYPE_CSV = PLOTS_DIR / "per_type_f1.csv"  # one row per (model, entity type)

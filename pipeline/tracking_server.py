@@ -17,8 +17,8 @@ import os
 import socket
 import sys
 
-import psycopg2
-from psycopg2 import sql
+import psycopg
+from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -36,20 +36,20 @@ def ensure_database(url: str) -> bool:
     shown = parsed.render_as_string(hide_password=True)
     try:
         # CREATE DATABASE runs outside a transaction, from the server's maintenance database
-        connection = psycopg2.connect(host=parsed.host, port=parsed.port, user=parsed.username,
-                                      password=parsed.password, dbname="postgres", connect_timeout=10)
-    except psycopg2.OperationalError as error:
-        raise PipelineError(f"{shown}: cannot connect to PostgreSQL ({str(error).strip()})") from None
+        connection = psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
+                                     password=parsed.password, dbname="postgres", connect_timeout=10,
+                                     autocommit=True)
+    except psycopg.OperationalError as error:
+        raise PipelineError(f"{shown}: cannot connect to PostgreSQL ({' '.join(str(error).split())})") from None
     try:
-        connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (parsed.database,))
             if cursor.fetchone():
                 return False
             cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parsed.database)))
             return True
-    except psycopg2.Error as error:
-        raise PipelineError(f"{shown}: cannot create the database ({str(error).strip()})") from None
+    except psycopg.Error as error:
+        raise PipelineError(f"{shown}: cannot create the database ({' '.join(str(error).split())})") from None
     finally:
         connection.close()
 

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+import yaml
 
-import pipeline
 from pipeline import cluster, tracking
 from pipeline.batches import make_dataset
 from pipeline.corpus import Sentence, check_known_tags, read_split
 from pipeline.errors import PipelineError, exits_cleanly
-from pipeline.layout import MODELS_DIR, TRAINING_INPUTS, model_folder, seed_folder, split_file
+from pipeline.layout import DVC_FILE, MODELS_DIR, model_folder, seed_folder, split_file
 from pipeline.metrics import score
 from pipeline.model import build_trainable
 from pipeline.params import Params, load_params
@@ -130,9 +130,15 @@ def fingerprint(params: Params, name: str, seed: int, inputs: dict[str, str]) ->
 
 
 def input_digests() -> dict[str, str]:
-    """SHA-256 of the training data, the vocabulary and every module of the pipeline package."""
-    code = sorted(Path(pipeline.__file__).parent.glob("*.py"))
-    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in [*TRAINING_INPUTS, *code]}
+    """SHA-256 of every file the train stage depends on, as dvc.yaml lists them (its code, data and
+    vocabulary): the same inputs that make DVC rerun the stage decide which pairs retrain."""
+    try:
+        deps = yaml.safe_load(DVC_FILE.read_text())["stages"]["train"]["deps"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise PipelineError(f"{DVC_FILE}: cannot read the train stage's deps ({error})") from None
+    files = sorted(file for dep in map(Path, deps) for file in ([dep] if dep.is_file() else dep.rglob("*"))
+                   if file.is_file())
+    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
 
 
 def is_current(name: str, seed: int, expected: str) -> bool:
@@ -203,7 +209,7 @@ def main() -> None:
     expected = {(name, seed): fingerprint(params, name, seed, inputs)
                 for name in params.models for seed in params.train.seeds}
     todo = [pair for pair, value in expected.items() if not is_current(*pair, value)]
-    for name, seed in expected.keys() - set(todo):
+    for name, seed in sorted(expected.keys() - set(todo)):
         print(f"train: {name} seed {seed} is up to date (same fingerprint), kept")
     if not todo:
         return

@@ -1,5 +1,6 @@
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -71,9 +72,12 @@ def postgres_url():
 
 
 @pytest.fixture
-def ray_cluster():
+def ray_cluster(monkeypatch):
     """A local multi-process Ray cluster: a head node with no CPUs for tasks and a worker node
-    started as a separate process, so every task runs on the worker. Yields RAY_ADDRESS."""
+    started as a separate process, so every task runs on the worker. Yields RAY_ADDRESS. Like any
+    Ray >= 2.52 cluster it takes a token: every process started from here on gets it in its environment."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
     ray = str(Path(sys.executable).parent / "ray")
     port = free_port()
     address = f"127.0.0.1:{port}"

@@ -167,3 +167,16 @@ def test_a_loss_that_stops_being_finite_stops_the_training_with_the_setting_name
     with pytest.raises(PipelineError, match=r"baseline seed 7: the training loss became (nan|inf) in epoch 1; "
                                             r"lower train.learning_rate or set train.clipnorm"):
         train_tagger("baseline", params, 7, sentences, sentences, vocabulary)
+
+
+def test_the_recurrent_layers_keep_the_cudnn_conditions():
+    """On a GPU, Keras runs an LSTM/GRU with cuDNN only with its default activations, no recurrent
+    dropout, no unrolling and a bias (GRU: reset_after); a change here would silently cost GPU users."""
+    spec = TaggerParams.model_validate({**PARAMS.model.model_dump(), "char_encoder": "lstm"})
+    network = build_network(100, 50, 9, spec, None)
+    recurrent = [layer for layer in network._flatten_layers() if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
+    assert len(recurrent) == 4  # word BiLSTM and char BiLSTM, forward and backward
+    for layer in recurrent:
+        config = layer.get_config()
+        assert (config["activation"], config["recurrent_activation"]) == ("tanh", "sigmoid")
+        assert config["recurrent_dropout"] == 0 and not config["unroll"] and config["use_bias"]

@@ -22,3 +22,13 @@ def test_the_project_builds_a_wheel_of_its_code_only(tmp_path):
     metadata = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "Requires-Dist: keras" in text and "Provides-Extra: test" in text
+
+
+def test_the_gpu_requirements_are_the_cpu_ones_with_cuda_tensorflow():
+    def pins(name):
+        lines = (REPO_ROOT / name).read_text().splitlines()
+        return {line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()}
+    cpu, gpu = pins("requirements.txt"), pins("requirements-gpu.txt")
+    assert gpu - cpu == {"tensorflow[and-cuda]==2.21.*"}
+    assert {pin for pin in cpu - gpu} == {'tensorflow-cpu==2.21.*; platform_machine == "x86_64"',
+                                          'tensorflow==2.21.*; platform_machine != "x86_64"'}

@@ -385,15 +385,14 @@ def test_queued_experiment_keeps_its_mlflow_runs_and_artifacts(repo):
 def team_server(tmp_path, postgres_url):
     """The team MLflow of the README: `python -m pipeline.tracking_server` on a real PostgreSQL,
     with proxied artifacts; yields the MLFLOW_TRACKING_URI it prints."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.tracking_server", "--database", postgres_url,
-         "--artifacts", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    port, log = free_port(), tmp_path / "server.log"
+    with open(log, "w") as output:  # a file, not a pipe: the server's request log would fill a pipe and block it
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.tracking_server", "--database", postgres_url,
+             "--artifacts", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        line = server.stdout.readline()
-        assert line == f"export MLFLOW_TRACKING_URI=http://127.0.0.1:{port}\n", line
-        url = line.strip().split("=", 1)[1]
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -403,6 +402,7 @@ def team_server(tmp_path, postgres_url):
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
                 time.sleep(1)
+        assert f"export MLFLOW_TRACKING_URI={url}\n" in log.read_text()
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -424,8 +424,13 @@ def test_parallel_sweep_on_a_ray_cluster_through_the_team_server_loses_nothing(r
         assert len({by_name[run].data.tags["ray.node_id"] for run in run_names(QUEUED_SEEDS)}) == 1
         model = client.search_logged_models([by_name["char-gain"].info.experiment_id],
                                             f"source_run_id = '{by_name['char_cnn-seed1'].info.run_id}'")[0]
-        local = mlflow.artifacts.download_artifacts(f"models:/{model.model_id}", tracking_uri=team_server)
-        assert list(Path(local).rglob("tagger.keras"))
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(team_server)  # models:/ URIs resolve through the current store
+        try:
+            local = mlflow.artifacts.download_artifacts(f"models:/{model.model_id}")
+        finally:
+            mlflow.set_tracking_uri(previous)
+        assert list(Path(local).rglob("tagger.keras"))  # uploaded through the server, and back
 
 
 def test_speed_benchmark_writes_its_report(repo):
