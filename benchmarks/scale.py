@@ -1,8 +1,12 @@
-"""Scale-out benchmark: the wall time of the train stage with local Ray sized to 1, 2, ... CPUs,
-on the same trainings, side by side in one run (absolute times are noisy; the ratios are the result).
+"""Scale-out benchmark: the wall time of the train stage for several local Ray set-ups, on the
+same trainings, side by side in one run (absolute times are noisy; the ratios are the result).
 
-    python -m benchmarks.scale                       # 1 and every core of this machine
-    python -m benchmarks.scale --cpus 1,4,8,16       # a bigger machine
+    python -m benchmarks.scale                             # this machine: serial vs the default
+    python -m benchmarks.scale --setups 16:16,4:1,8:1,16:1 # a 16-core machine: 1, 4, 8, 16 at once
+
+A set-up CPUS:THREADS is local Ray with CPUS CPUs and THREADS TensorFlow threads per training,
+so CPUS // THREADS trainings run at once. The default compares every core on one training at a
+time (how the stage ran before Ray) with one thread per training (the default params).
 
 Each size trains every (model, seed) of params.yaml in a temporary copy of the train stage's
 inputs (data/raw and data/vocab from the last `dvc repro`), on the first --sentences training
@@ -32,7 +36,7 @@ from pipeline.params import load_params
 SCALE_FILE = REPORTS_DIR / "scale.json"
 
 
-def prepare(folder: Path, cpus: int, sentences: int, epochs: int) -> None:
+def prepare(folder: Path, cpus: int, threads: int, sentences: int, epochs: int) -> None:
     """A copy of the train stage's inputs with the benchmark's settings."""
     shutil.copytree("pipeline", folder / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(DVC_FILE, folder / DVC_FILE)
@@ -40,7 +44,7 @@ def prepare(folder: Path, cpus: int, sentences: int, epochs: int) -> None:
     for split in ("train", "dev"):
         write_normalized(folder / split_file(split), read_split(split)[:sentences])
     params = yaml.safe_load(PARAMS_FILE.read_text())
-    params["train"].update(epochs=epochs, patience=epochs)
+    params["train"].update(epochs=epochs, patience=epochs, threads=threads)
     params["cluster"]["local_cpus"] = cpus
     (folder / PARAMS_FILE).write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -57,21 +61,24 @@ def time_train_stage(folder: Path) -> float:
     return seconds
 
 
-def positive_ints(text: str) -> list[int]:
+def setups(text: str) -> list[tuple[int, int]]:
+    """"2:2,2:1" -> [(2, 2), (2, 1)]: (local Ray CPUs, threads per training)."""
     try:
-        values = [int(part) for part in text.split(",")]
+        pairs = [tuple(int(number) for number in part.split(":")) for part in text.split(",")]
     except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
-    return values
+        pairs = []
+    if not pairs or any(len(pair) != 2 or min(pair) < 1 or pair[1] > pair[0] for pair in pairs):
+        raise argparse.ArgumentTypeError(f"expected CPUS:THREADS pairs separated by commas, with "
+                                         f"1 <= THREADS <= CPUS, got {text!r}")
+    return pairs
 
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cpus", type=positive_ints, default=sorted({1, os.cpu_count() or 1}),
-                        help="local Ray sizes to compare (default: 1 and every core)")
+    cores = os.cpu_count() or 1
+    parser.add_argument("--setups", type=setups, default=[(cores, cores), (cores, 1)],
+                        help=f"CPUS:THREADS set-ups to compare (default: {cores}:{cores},{cores}:1)")
     parser.add_argument("--sentences", type=int, default=2000, help="training (and dev) sentences per training")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args(argv)
@@ -80,12 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError(f"{split_file('train')}: not found; run `dvc repro` (or `dvc pull`) first")
     pairs = len(params.models) * len(params.train.seeds)
     results = []
-    for cpus in args.cpus:
+    for cpus, threads in args.setups:
         with tempfile.TemporaryDirectory(prefix="ner-scale-") as temp:
-            prepare(Path(temp), cpus, args.sentences, args.epochs)
+            prepare(Path(temp), cpus, threads, args.sentences, args.epochs)
             seconds = time_train_stage(Path(temp))
-        at_once = max(1, cpus // params.train.threads)
-        results.append({"local_cpus": cpus, "trainings_at_once": min(at_once, pairs), "wall_seconds": round(seconds, 1)})
+        results.append({"local_cpus": cpus, "threads_per_training": threads,
+                        "trainings_at_once": min(cpus // threads, pairs), "wall_seconds": round(seconds, 1)})
         print(json.dumps(results[-1]), flush=True)
     serial = results[0]["wall_seconds"]
     for result in results:
@@ -94,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
               "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version()},
               "workload": {"models": list(params.models), "seeds": params.train.seeds, "trainings": pairs,
-                           "threads_per_training": params.train.threads, "train_sentences": args.sentences,
+                           "train_sentences": args.sentences,
                            "epochs": args.epochs},
               "results": results}
     write_json_atomic(SCALE_FILE, report)

@@ -65,6 +65,9 @@ def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int,
     times; an error raised by the function itself is not retried (the same seed would fail the
     same way) and stops the run: a PipelineError keeps its one-line message.
     """
+    if cpus > cluster.cpus and cluster.address == "local":
+        raise PipelineError(f"train.threads is {cpus} but local Ray has {cluster.cpus:g} CPUs "
+                            "(cluster.local_cpus): no training could start")
     remote = ray.remote(num_cpus=cpus, num_gpus=cluster.gpus_per_task, max_calls=1,
                         max_retries=max_retries)(function)
     pending = {remote.remote(*args): key for key, args in calls}

@@ -70,6 +70,7 @@ def repo(tmp_path_factory, shared_data):
             shutil.copy(source, repo / name)
     set_params(repo, **{"data.source": str(shared_data), "data.limit": LIMIT, "train.epochs": EPOCHS, "train.seeds": SEEDS,
                         "train.learning_rate": 0.02, "train.batch_size": 8, "mlflow.register": True,
+                        "train.threads": 1,  # two trainings at once on 2 cores
                         "vocab.pretrained_words": 5000,
                         "evaluate.bootstrap_resamples": 1000, "evaluate.permutation_resamples": 1000})
     run(["git", "init", "-q"], repo)
