@@ -273,11 +273,30 @@ def test_bad_param_value_stops_with_the_key_named(repo):
         assert "error: params.yaml: model.cell: Input should be 'simple', 'gru' or 'lstm'" in failed.stderr
     finally:
         (repo / "params.yaml").write_text(original)
-    # DVC cleared the stage's outputs before running it; they are still in its cache
+    # the failed train stage left models/ as it was (persist), and DVC's cache agrees with it
     run([*DVC, "checkout"], repo)
     assert (repo / "models/baseline/seed_1/tagger.keras").exists()
     assert "Data and pipelines are up to date." in run([*DVC, "status"], repo).stdout
 
+
+
+def test_a_failed_evaluate_keeps_the_reports_it_had(repo):
+    """The reports are not cached, so DVC could not bring them back: the stage keeps them (persist)
+    until it succeeds."""
+    repo, _ = repo
+    reports = sorted(path for path in (repo / "reports").rglob("*") if path.is_file())
+    before = {path: path.read_bytes() for path in reports}
+    assert {"metrics.json", "comparison.md", "gains.png", "learning_curves.csv"} <= {path.name for path in reports}
+    original = (repo / "params.yaml").read_text()
+    try:
+        set_params(repo, **{"evaluate.bootstrap_resamples": 10})  # only evaluate reads it
+        failed = run([*DVC, "repro"], repo, check=False)
+        assert re.findall(r"Running stage '([^']+)'", failed.stdout) == ["evaluate"] and failed.returncode != 0
+        assert "evaluate.bootstrap_resamples: Input should be greater than or equal to 1000" in failed.stderr
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert {path: path.read_bytes() for path in reports} == before
+    assert "Data and pipelines are up to date." in run([*DVC, "status"], repo).stdout
 
 
 def test_predict_on_a_conll_file_reproduces_the_evaluate_f1(repo):
