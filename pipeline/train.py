@@ -193,7 +193,7 @@ def install(name: str, seed: int, result: TrainedPair, params: Params, expected:
     return summary
 
 
-COST_ORDER = {"lstm": 0, "cnn": 1, "none": 2}  # the slowest trainings start first, so none waits alone at the end
+COST_ORDER = {"lstm": 0, "cnn": 1, "none": 2}  # the slowest start first, so none waits alone at the end
 
 
 @exits_cleanly
@@ -213,7 +213,7 @@ def main() -> None:
         print(f"train: {name} seed {seed} is up to date (same fingerprint), kept")
     if not todo:
         return
-    todo.sort(key=lambda pair: COST_ORDER[params.tagger(pair[0]).char_encoder])
+    todo.sort(key=lambda pair: COST_ORDER.get(params.tagger(pair[0]).char_encoder, 0))
     where = cluster.connect(params.cluster)
     try:
         print(f"train: {len(todo)} trainings on {where.describe()}, {params.train.threads} thread(s) each")

@@ -209,20 +209,25 @@ def test_a_killed_worker_is_retried_and_mlflow_gets_one_finished_run(repo, tmp_p
         env.pop(name, None)
     stage = subprocess.Popen([sys.executable, "-m", "pipeline.train"], cwd=copy, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    killed, deadline = None, time.monotonic() + 300
-    while killed is None:  # local Ray's workers are this stage's descendants; kill the one training
-        assert stage.poll() is None and time.monotonic() < deadline, stage.stdout.read()
-        for process in psutil.Process(stage.pid).children(recursive=True):
-            try:
-                if " ".join(process.cmdline()).startswith("ray::train_pair"):
-                    time.sleep(2)  # let it get into the training
-                    process.kill()
-                    killed = process.pid
-                    break
-            except psutil.Error:
-                pass
-        time.sleep(0.2)
-    output, _ = stage.communicate(timeout=600)
+    try:
+        killed, deadline = None, time.monotonic() + 300
+        while killed is None:  # local Ray's workers are this stage's descendants; kill the one training
+            assert stage.poll() is None and time.monotonic() < deadline, stage.stdout.read()
+            for process in psutil.Process(stage.pid).children(recursive=True):
+                try:
+                    if " ".join(process.cmdline()).startswith("ray::train_pair"):
+                        time.sleep(2)  # let it get into the training
+                        process.kill()
+                        killed = process.pid
+                        break
+                except psutil.Error:
+                    pass
+            time.sleep(0.2)
+        output, _ = stage.communicate(timeout=600)
+    finally:
+        if stage.poll() is None:  # the test failed: stop the stage (its local Ray goes with it)
+            stage.terminate()
+            stage.wait(timeout=60)
     assert stage.returncode == 0, output
     client = mlflow.MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id])
