@@ -54,6 +54,10 @@ def connect(settings: ClusterParams) -> Cluster:
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0.0)
     per_task = (1.0 if gpus else 0.0) if settings.gpus_per_task == "auto" else float(settings.gpus_per_task)
+    if per_task > gpus:  # Ray would wait forever for GPUs that are not there
+        ray.shutdown()
+        raise PipelineError(f"cluster.gpus_per_task is {settings.gpus_per_task} but the Ray cluster has {gpus:g} "
+                            "GPUs; use auto or 0")
     return Cluster(address or "local", resources.get("CPU", 0.0), gpus, per_task)
 
 
