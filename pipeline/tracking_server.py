@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import sys
 
@@ -32,7 +33,8 @@ def ensure_database(url: str) -> bool:
     except ArgumentError:
         parsed = None
     if parsed is None or parsed.get_backend_name() != "postgresql" or not parsed.database:
-        raise PipelineError(f"--database {url!r}: expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+        shown = re.sub(r":[^:@/]*@", ":***@", url)  # never echo a password
+        raise PipelineError(f"--database {shown!r}: expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
     shown = parsed.render_as_string(hide_password=True)
     try:
         # CREATE DATABASE runs outside a transaction, from the server's maintenance database
