@@ -1,18 +1,22 @@
-"""Stage `evaluate`: every trained (model, seed) on dev, test and test_pp, and the gains of the
-pairs in `compare` -> reports/metrics.json, reports/comparison.md, plot data and figures, and
-the MLflow runs (see pipeline/evaluation.py for what is computed)."""
+"""Stage `evaluate`: every trained (model, seed) on dev, test and test_pp, the gains of the pairs
+in `compare`, and where they come from -> reports/metrics.json, reports/comparison.md,
+reports/examples.md, plot data and figures, and the MLflow runs (see pipeline/evaluation.py and
+pipeline/breakdown.py for what is computed)."""
 from __future__ import annotations
 
 from pipeline import tracking
+from pipeline.breakdown import break_down
 from pipeline.corpus import available_splits, read_split
 from pipeline.errors import exits_cleanly
-from pipeline.evaluation import evaluate
+from pipeline.evaluation import evaluate, rounded
 from pipeline.files import write_json_atomic, write_text_atomic
-from pipeline.layout import COMPARISON_FILE, METRICS_FILE, split_file
+from pipeline.layout import COMPARISON_FILE, EXAMPLES_FILE, METRICS_FILE, split_file
+from pipeline.lexicon import Lexicon
 from pipeline.params import SPLITS, load_params
 from pipeline.plots import make_figures
-from pipeline.report import comparison_markdown, write_plot_data
+from pipeline.report import comparison_markdown, examples_markdown, write_plot_data
 from pipeline.trained import load_trained
+from pipeline.vocabulary import load_vocabulary
 
 EVAL_SPLITS = tuple(split for split in SPLITS if split != "train")
 
@@ -24,11 +28,16 @@ def main() -> None:
     splits = available_splits(EVAL_SPLITS)
     data = {split: read_split(split) for split in splits}
     result = evaluate(runs, data, params.compare, params.evaluate, {s: str(split_file(s)) for s in splits})
+    vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
+    lexicon = Lexicon.of_run(read_split("train"), vocabulary.words, vocabulary.word_vectors, params.vocab.lowercase)
+    breakdown = break_down(result, data, lexicon, params.evaluate)
+    result.metrics["breakdown"] = rounded({"word_categories": list(breakdown.categories), **breakdown.metrics})
     write_json_atomic(METRICS_FILE, result.metrics)
     write_plot_data(result)
     figures = make_figures(result)
     write_text_atomic(COMPARISON_FILE, comparison_markdown(result))
-    tracking.log_evaluation(result, figures, [METRICS_FILE, COMPARISON_FILE])
+    write_text_atomic(EXAMPLES_FILE, examples_markdown(breakdown.examples))
+    tracking.log_evaluation(result, figures, [METRICS_FILE, COMPARISON_FILE, EXAMPLES_FILE], params.data)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.corpus import Sentence, check_known_tags
-from pipeline.metrics import Tags, paired_bootstrap, randomization_test, score, seed_stats, sentence_counts
+from pipeline.metrics import (Tags, paired_bootstrap, prf, randomization_test, score, seed_stats,
+                              sentence_counts)
 from pipeline.params import EvaluateParams
 from pipeline.tagger import Tagger
 from pipeline.trained import TrainedRun
@@ -66,14 +67,16 @@ def rounded(value, digits: int = 4):
     return round(value, digits) if isinstance(value, float) else value
 
 
-def compare(a: str, b: str, split_metrics: dict, counts: dict[str, list[np.ndarray]], params: EvaluateParams) -> dict:
-    """The gain F1(b) - F1(a) on one split: mean over seeds, bootstrap interval, seed spread, p-value."""
-    per_seed = {seed: split_metrics[b]["seeds"]["per_seed"][seed] - split_metrics[a]["seeds"]["per_seed"][seed]
-                for seed in split_metrics[a]["seeds"]["per_seed"]}
+def gain_stats(counts_a: list[np.ndarray], counts_b: list[np.ndarray], seeds: list[int],
+               params: EvaluateParams) -> dict:
+    """The gain F1(b) - F1(a) from per-seed sentence counts (`sentence_counts`, or a group's counts):
+    mean over seeds, paired bootstrap 95% interval, spread over seeds, randomization p-value."""
+    f1 = lambda counts: prf(*counts.sum(axis=0))[2]
+    per_seed = {str(seed): f1(b) - f1(a) for seed, a, b in zip(seeds, counts_a, counts_b, strict=True)}
     spread = seed_stats(list(per_seed.values()))
-    return {**paired_bootstrap(counts[a], counts[b], params.bootstrap_resamples, params.seed),
+    return {**paired_bootstrap(counts_a, counts_b, params.bootstrap_resamples, params.seed),
             "seeds": {"n": spread["n"], "mean": spread["mean"], "std": spread["std"], "per_seed": per_seed},
-            "p_value": randomization_test(counts[a], counts[b], params.permutation_resamples, params.seed)}
+            "p_value": randomization_test(counts_a, counts_b, params.permutation_resamples, params.seed)}
 
 
 def evaluate(runs: dict[str, list[TrainedRun]], data: dict[str, list[Sentence]], comparisons: list[tuple[str, str]],
@@ -102,8 +105,8 @@ def evaluate(runs: dict[str, list[TrainedRun]], data: dict[str, list[Sentence]],
             metrics[name][split] = {**mean_over_seeds(per_seed),
                                     "seeds": {**seed_stats(list(f1s.values())), "per_seed": f1s}}
         for a, b in comparisons:
-            gain = metrics["gains"][gain_key(a, b)][split] = compare(a, b, {m: metrics[m][split] for m in runs},
-                                                                     counts, params)
+            seeds = [run.seed for run in runs[a]]
+            gain = metrics["gains"][gain_key(a, b)][split] = gain_stats(counts[a], counts[b], seeds, params)
             print(f"{split}: {b} - {a}: {gain['f1']:+.2f} [{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}], "
                   f"p = {gain['p_value']:.4f}")
         print(f"{split}: " + ", ".join(f"{name} F1 {metrics[name][split]['f1']:.2f} "

@@ -33,6 +33,7 @@ MODELS_DIR = Path("models")
 REPORTS_DIR = Path("reports")
 METRICS_FILE = REPORTS_DIR / "metrics.json"
 COMPARISON_FILE = REPORTS_DIR / "comparison.md"
+EXAMPLES_FILE = REPORTS_DIR / "examples.md"  # entities one model of a compared pair finds and the other misses
 PLOTS_DIR = REPORTS_DIR / "plots"
 FIGURES_DIR = REPORTS_DIR / "figures"
 BENCHMARK_FILE = REPORTS_DIR / "benchmark.json"

@@ -106,6 +106,32 @@ def gains(metrics: dict, comparisons: list[tuple[str, str]], splits: list[str], 
     return save(figure, path)
 
 
+def breakdown(by_dimension: dict[str, dict], comparisons: list[tuple[str, str]], split: str, path: Path) -> Path:
+    """The gain of each compared pair within each group of entities, one panel per way of grouping;
+    each tick names the group and its number of gold entities."""
+    figure, axes = plt.subplots(1, len(by_dimension), figsize=(4.2 * len(by_dimension), 4.2), squeeze=False)
+    width = 0.8 / len(comparisons)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, (dimension, groups) in zip(axes[0], by_dimension.items()):
+        for i, ((a, b), color) in enumerate(zip(comparisons, colors)):
+            pair_gains = [result["gains"][gain_key(a, b)] for result in groups.values()]
+            means = [gain["f1"] for gain in pair_gains]
+            errors = [[gain["f1"] - gain["ci95"][0] for gain in pair_gains],
+                      [gain["ci95"][1] - gain["f1"] for gain in pair_gains]]
+            axis.bar(np.arange(len(groups)) + i * width, means, width, yerr=errors, capsize=2, color=color,
+                     label=f"{a} -> {b}")
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xticks(np.arange(len(groups)) + width * (len(comparisons) - 1) / 2,
+                        [f"{group}\n{result['entities']:,}" for group, result in groups.items()],
+                        rotation=45 if dimension == "casing" else 0, fontsize=8)
+        axis.set(title=f"by {dimension}", ylabel="F1 gain (points)")
+        axis.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle(f"F1 gain per group of {split} entities (mean over seeds, 95% paired bootstrap interval; "
+                    "ticks: group, gold entities)", fontsize=10)
+    return save(figure, path)
+
+
 def make_figures(evaluation: Evaluation) -> list[Path]:
     split, metrics, models = evaluation.figure_split, evaluation.metrics, evaluation.models
     flat = lambda sentences: [tag for tags in sentences for tag in tags]
@@ -120,4 +146,5 @@ def make_figures(evaluation: Evaluation) -> list[Path]:
                            {name: [t for seed in seeds for t in flat(evaluation.predicted[split, name, seed])]
                             for name in models}, evaluation.tags, split, FIGURES_DIR / "confusion_matrix.png"),
         f1_per_seed(metrics, models, evaluation.splits, FIGURES_DIR / "f1_per_seed.png"),
+        breakdown(metrics["breakdown"][split], evaluation.comparisons, split, FIGURES_DIR / "breakdown.png"),
     ]

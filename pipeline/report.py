@@ -1,16 +1,50 @@
-"""Rendering an Evaluation as files: reports/comparison.md (per-seed F1, summary, gains) and the
-CSV files behind dvc.yaml's plots."""
+"""Rendering an Evaluation as files: reports/comparison.md (per-seed F1, summary, gains, and the
+gains per group of entities), reports/examples.md, and the CSV files behind dvc.yaml's plots."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
 from pipeline.evaluation import Evaluation, gain_key
 from pipeline.files import write_text_atomic
-from pipeline.layout import LEARNING_CURVES_CSV, PER_TYPE_CSV
+from pipeline.layout import LEARNING_CURVES_CSV, PER_TYPE_CSV, split_file
+
+CONTEXT = 10  # tokens shown on each side of an example entity
+DIMENSION_TITLES = {"category": "word category (Ma & Hovy 2016)", "type": "entity type",
+                    "length": "entity length in tokens", "casing": "casing of the entity's first token"}
 
 
 def format_p(p_value: float) -> str:
     return f"{p_value:.4f}" if p_value >= 0.001 else f"{p_value:.1e}"
+
+
+def gain_table(evaluation: Evaluation) -> list[str]:
+    lines = ["| comparison | split | gain mean ± sd over seeds | 95% CI (paired bootstrap) | p-value |",
+             "|---|---|---:|---:|---:|"]
+    for a, b in evaluation.comparisons:
+        for split in evaluation.splits:
+            gain = evaluation.metrics["gains"][gain_key(a, b)][split]
+            lines.append(f"| {a} -> {b} | {split} | {gain['f1']:+.2f} ± {gain['seeds']['std']:.2f} | "
+                         f"[{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}] | {format_p(gain['p_value'])} |")
+    return lines
+
+
+def f1_table(evaluation: Evaluation) -> list[str]:
+    metrics, splits = evaluation.metrics, evaluation.splits
+    lines = ["| model | " + " | ".join(f"{split} mean ± sd (min-max)" for split in splits) + " |",
+             "|---|" + "---:|" * len(splits)]
+    for name in evaluation.models:
+        spread = [metrics[name][split]["seeds"] for split in splits]
+        lines.append(f"| {name} | " + " | ".join(f"{s['mean']:.2f} ± {s['std']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+                                                  for s in spread) + " |")
+    return lines
+
+
+def headline_markdown(evaluation: Evaluation) -> str:
+    """The gains and the F1 over seeds, as comparison.md has them (the MLflow summary run's description)."""
+    return "\n".join(["**Gains** (entity F1 points, F1(b) - F1(a))", "", *gain_table(evaluation), "",
+                      f"**F1 over {len(evaluation.seeds)} seeds**", "", *f1_table(evaluation)])
 
 
 def comparison_markdown(evaluation: Evaluation) -> str:
@@ -25,27 +59,14 @@ def comparison_markdown(evaluation: Evaluation) -> str:
         "",
         "## Gains",
         "",
-        "| comparison | split | gain mean ± sd over seeds | 95% CI (paired bootstrap) | p-value |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for a, b in pairs:
-        for split in splits:
-            gain = metrics["gains"][gain_key(a, b)][split]
-            lines.append(f"| {a} -> {b} | {split} | {gain['f1']:+.2f} ± {gain['seeds']['std']:.2f} | "
-                         f"[{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}] | {format_p(gain['p_value'])} |")
-    lines += [
+        *gain_table(evaluation),
         "",
         "![Gains with 95% intervals](figures/gains.png)",
         "",
         f"## F1 over {len(seeds)} seeds",
         "",
-        "| model | " + " | ".join(f"{split} mean ± sd (min-max)" for split in splits) + " |",
-        "|---|" + "---:|" * len(splits),
+        *f1_table(evaluation),
     ]
-    for name in models:
-        spread = [metrics[name][split]["seeds"] for split in splits]
-        lines.append(f"| {name} | " + " | ".join(f"{s['mean']:.2f} ± {s['std']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
-                                                  for s in spread) + " |")
     lines += ["", "## F1 per seed", ""]
     for split in splits:
         lines += [f"**{split}**", "",
@@ -59,6 +80,7 @@ def comparison_markdown(evaluation: Evaluation) -> str:
     lines += [
         "![F1 per seed](figures/f1_per_seed.png)",
         "",
+        *breakdown_markdown(evaluation),
         "## How to read this",
         "",
         "- **mean ± sd**: over the training seeds (`train.seeds`); the sd is the sample standard deviation,",
@@ -70,8 +92,95 @@ def comparison_markdown(evaluation: Evaluation) -> str:
         "  hypothesis that the two models are exchangeable, each sentence's outputs (all seeds together) are",
         "  swapped between them with probability 1/2; p is twice the share (+1 corrected) of shuffles whose",
         "  seed-averaged gain is at least as extreme as the observed one, so 2/(resamples + 1) is its floor.",
+        "- **Breakdown**: the same scores and statistics within a group of entities. An entity's group follows",
+        "  from its own tokens, so a predicted entity that matches no gold one is a false positive of the group",
+        "  its span falls in. `entities` counts the group's gold entities: read a gain on a few dozen as such.",
         "",
     ]
+    return "\n".join(lines)
+
+
+def format_gain(gain: dict) -> str:
+    return f"{gain['f1']:+.2f} [{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}], p {format_p(gain['p_value'])}"
+
+
+def breakdown_tables(evaluation: Evaluation, split: str) -> list[str]:
+    models, pairs = evaluation.models, evaluation.comparisons
+    lines = []
+    for dimension, groups in evaluation.metrics["breakdown"][split].items():
+        lines += [f"**By {DIMENSION_TITLES[dimension]}**", "",
+                  "| group | entities | " + " | ".join(f"{name} F1" for name in models) + " | "
+                  + " | ".join(f"{a} -> {b} gain [95% CI], p" for a, b in pairs) + " |",
+                  "|---|" + "---:|" * (1 + len(models) + len(pairs))]
+        for group, result in groups.items():
+            cells = [f"{result['entities']:,}", *(f"{result['f1'][name]:.2f}" for name in models),
+                     *(format_gain(result["gains"][gain_key(a, b)]) for a, b in pairs)]
+            lines.append(f"| {group} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def breakdown_markdown(evaluation: Evaluation) -> list[str]:
+    """The section on where the gains come from: the figure split's tables, the others folded."""
+    breakdown, shown = evaluation.metrics["breakdown"], evaluation.figure_split
+    categories = breakdown["word_categories"]
+    lines = ["## Where the gains come from", "",
+             f"Entity F1 (mean over seeds) and gains within groups of the {shown} split's entities. Word categories",
+             "follow Ma & Hovy (2016): IV = every word seen in training and with a pretrained vector; OOTV = some word",
+             "not seen in training, every word with a vector; OOEV = every word seen in training, some word without a",
+             "vector; OOBV = some word not seen in training and some word without a vector.",
+             "See [examples.md](examples.md) for entities one model finds and the other misses.", ""]
+    if len(categories) < 4:
+        lines += [f"This run has no pretrained word vectors (`model.word_vectors: none`), so only "
+                  f"{' and '.join(categories)} exist.", ""]
+    lines += ["![Gain per group of entities](figures/breakdown.png)", "", *breakdown_tables(evaluation, shown)]
+    for split in evaluation.splits:
+        if split != shown:
+            lines += ["<details>", f"<summary>The same on {split}</summary>", "", *breakdown_tables(evaluation, split),
+                      "</details>", ""]
+    return lines
+
+
+def markdown_text(text: str) -> str:
+    """Text shown as is in a markdown table cell."""
+    return re.sub(r"([\\`*_\[\]|<>#])", r"\\\1", text)
+
+
+def span_text(tokens: list[str], span: list) -> str:
+    entity_type, first, last = span
+    return f"{markdown_text(' '.join(tokens[first:last + 1]))} ({entity_type})"
+
+
+def examples_markdown(examples: dict) -> str:
+    """reports/examples.md: per compared pair, the entities gained and lost (see breakdown.examples)."""
+    lines = ["# Entities one tagger finds and the other misses", "",
+             "Generated by the `evaluate` stage; do not edit by hand. For each compared pair `a -> b`: gold entities",
+             "that b finds with every seed and a misses with every seed (*gained*), and the reverse (*lost*). Up to 20",
+             "of each are drawn at random (`evaluate.seed`) and listed in corpus order; predictions are the first",
+             "seed's spans over the gold entity, none meaning the model tagged none of its tokens as an entity.", ""]
+    for result in examples.values():
+        a, b = result["pair"]
+        lines += [f"## {a} -> {b}", ""]
+        for direction, (winner, loser) in (("gained", (b, a)), ("lost", (a, b))):
+            chosen, total = result[direction], result[f"{direction}_total"]
+            lines += [f"**{direction.capitalize()}: {total} {result['split']} entities** that {winner} finds with "
+                      f"every seed and {loser} misses with every seed ({len(chosen)} shown).", ""]
+            if not chosen:
+                continue
+            lines += [f"| line | sentence | gold | {a} | {b} | category | casing |", "|---|---|---|---|---|---|---|"]
+            for example in chosen:
+                tokens, (_, first, last) = example["tokens"], example["gold"]
+                before, after = tokens[max(0, first - CONTEXT):first], tokens[last + 1:last + 1 + CONTEXT]
+                sentence = " ".join(["..." * (first > CONTEXT), markdown_text(" ".join(before)),
+                                     f"**{markdown_text(' '.join(tokens[first:last + 1]))}**",
+                                     markdown_text(" ".join(after)), "..." * (last + 1 + CONTEXT < len(tokens))])
+                sentence = " ".join(sentence.split())
+                predicted = [", ".join(span_text(tokens, s) for s in example["predicted"][name]) or "none"
+                             for name in (a, b)]
+                lines.append(f"| {split_file(result['split']).name}:{example['line']} | {sentence} | "
+                             f"{span_text(tokens, example['gold'])} | {predicted[0]} | {predicted[1]} | "
+                             f"{example['category']} | {example['casing']} |")
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -1,14 +1,17 @@
 """Everything the pipeline tells MLflow, in one place: the store and experiment, one run per
 trained (model, seed) with its params, learning curve and tagger, the evaluation's scores, and
-a summary run per evaluation holding the gains, with every seed's run nested under it.
+a summary run per evaluation holding the gains, and what makes the UI show the answer as it
+opens (experiment kind and description, run descriptions, datasets, a saved runs view).
 
 Each tagger is logged once, as a pyfunc model named `tagger` (raw text in; tokens, tags and
 entity spans out) whose artifacts hold the Keras file."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -19,13 +22,45 @@ import requests
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from pipeline.datasets import DATASETS, is_url
 from pipeline.errors import PipelineError
-from pipeline.evaluation import HEADLINE, Evaluation, gain_key
-from pipeline.layout import project_root
-from pipeline.params import Params
+from pipeline.evaluation import CHAR_GAIN, HEADLINE, Evaluation, gain_key
+from pipeline.layout import MANIFEST_FILE, project_root
+from pipeline.params import DataParams, Params
+from pipeline.report import format_p, headline_markdown
 
 EXPERIMENT = "ner-char-embeddings"
 SUMMARY_RUN = "char-gain"
+# MLflow 3 opens an experiment on its GenAI overview unless it is tagged as model training
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+DESCRIPTION = "mlflow.note.content"  # the experiment's and each run's description (markdown)
+SAVED_VIEW = "char-gain"  # the runs view with the scores as columns: ?viewStateShareKey=char-gain
+SAVED_VIEW_TAG = "mlflow.sharedViewState."
+SUMMARY_TAG = "summary_run"  # on each seed run: the id of the summary run of its last evaluation
+# MLflow 3.17's UI opens on its GenAI pages unless the browser chose "Model training" (its sidebar
+# switch) or the URL says so: links into the UI carry this query
+MODEL_TRAINING_QUERY = "workflowType=machine_learning"
+EXPERIMENT_DESCRIPTION = """\
+{answer}
+
+**What character-level embeddings add to an RNN named-entity tagger**, on CoNLL-2003 English.
+Every tagger shares the word embedding (GloVe 6B 50-d by default), the casing feature, the
+bidirectional RNN and the CRF; they differ only in the character encoder: `baseline` has none,
+`char_cnn` adds a char CNN (Ma & Hovy 2016), `char_lstm` a char BiLSTM (Lample et al. 2016).
+Each run `<model>-seed<n>` trains one tagger with one seed (train split; early stopping on dev);
+its description gives its F1 on each split.
+
+Each evaluation adds a `char-gain` run: `char_gain_test` = F1(char_cnn) - F1(baseline) on test,
+the mean over seeds, with its 95% paired bootstrap interval (`_ci95_low`, `_ci95_high`) and
+randomization `_p_value`; the same for every compared pair as `gain_<a>_vs_<b>_<split>`. An
+interval that excludes 0 is a gain beyond the noise of a finite test set. Its description holds
+the table; its artifacts the full report, the gain per group of entities (`breakdown.json`,
+`figures/breakdown.png`) and the figures.
+
+[Open the runs with these scores as columns]({view_link}) (or *Views* > *What the characters add*
+above the runs table).
+"""
+NOT_EVALUATED = "*No evaluation yet: `dvc repro` ends with one, and its answer appears here.*"
 EXAMPLES = ["Peter Blackburn lives in Berlin and works for the European Commission.",
             "EU rejects German call to boycott British lamb."]
 
@@ -58,7 +93,30 @@ def start_experiment() -> str:
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
+    if DESCRIPTION not in mlflow.get_experiment(experiment_id).tags:
+        describe_experiment(experiment_id, NOT_EVALUATED)
     return experiment_id
+
+
+def describe_experiment(experiment_id: str, answer: str) -> None:
+    """Mark the experiment as model training and describe it, the latest answer first (the line the
+    UI shows above the runs)."""
+    client = mlflow.MlflowClient()
+    client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
+    view_link = f"#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}&viewStateShareKey={SAVED_VIEW}"
+    client.set_experiment_tag(experiment_id, DESCRIPTION,
+                              EXPERIMENT_DESCRIPTION.format(answer=answer, view_link=view_link))
+
+
+def answer_line(evaluation: Evaluation) -> str:
+    """The char gain (or the first compared pair's) on the figure split, in one line."""
+    a, b = CHAR_GAIN if CHAR_GAIN in evaluation.comparisons else evaluation.comparisons[0]
+    split, metrics = evaluation.figure_split, evaluation.metrics
+    gain = metrics["gains"][gain_key(a, b)][split]
+    return (f"**{b} vs {a} on {split}: {gain['f1']:+.2f} F1 [{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}], "
+            f"p = {format_p(gain['p_value'])}** (mean over {len(evaluation.seeds)} seeds: {a} "
+            f"{metrics[a][split]['f1']:.2f}, {b} {metrics[b][split]['f1']:.2f}; latest evaluation, DVC experiment "
+            f"`{run_tags('evaluate')['dvc_experiment']}`)")
 
 
 def check_server(uri: str) -> None:
@@ -186,36 +244,130 @@ def download_model(uri: str) -> Path:
 
 # evaluation ---------------------------------------------------------------------------------
 
-def existing_run_ids(evaluation: Evaluation) -> dict[tuple[str, int], str]:
+def breakdown_table(evaluation: Evaluation) -> pd.DataFrame:
+    """The breakdown as one row per (split, dimension, group, pair), for the summary run's table
+    `breakdown.json`. Not metrics: MLflow's chart view puts any prefixed section of metrics above
+    the headline ones, and 150 one-bar charts would bury the answer."""
+    rows = []
+    for split in evaluation.splits:
+        for dimension, groups in evaluation.metrics["breakdown"][split].items():
+            for group, result in groups.items():
+                for pair, gain in result["gains"].items():
+                    rows.append({"split": split, "dimension": dimension, "group": group, "entities": result["entities"],
+                                 "comparison": pair, "gain": gain["f1"], "ci95_low": gain["ci95"][0],
+                                 "ci95_high": gain["ci95"][1], "p_value": gain["p_value"],
+                                 **{f"f1_{model}": f1 for model, f1 in result["f1"].items()}})
+    return pd.DataFrame(rows)
+
+
+def existing_runs(evaluation: Evaluation) -> dict[tuple[str, int], mlflow.entities.Run]:
     """The training runs of the evaluated seeds that are in this store; the others are reported
     (a model trained with another store, say) and left out of the per-run logging."""
     found = {}
     for run in (run for model_runs in evaluation.runs.values() for run in model_runs):
         run_id = run.summary["mlflow_run_id"]
         try:
-            mlflow.get_run(run_id)
-            found[run.model, run.seed] = run_id
+            found[run.model, run.seed] = mlflow.get_run(run_id)
         except MlflowException:
             print(f"warning: MLflow run {run_id} of {run.model} seed {run.seed} is not in "
                   f"{mlflow.get_tracking_uri()}; its scores are only in the summary run", file=sys.stderr)
     return found
 
 
-def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Path]) -> str:
-    """Each seed's scores and the figures on its training run; one summary run with the gains and
-    the reports, every seed's run nested under it. Returns the summary run's id."""
-    start_experiment()
-    run_ids = existing_run_ids(evaluation)
-    for (model, seed), run_id in run_ids.items():
-        with mlflow.start_run(run_id=run_id):
-            for split in evaluation.splits:
-                result = evaluation.scores[split, model, seed]
-                mlflow.log_metrics({f"{split}_{key}": result[key] for key in HEADLINE})
-                mlflow.log_metrics({f"{split}_f1_{t}": s["f1"] for t, s in result["per_type"].items()})
-            for figure in figures:
-                mlflow.log_artifact(str(figure), "figures")
+SPLIT_CONTEXTS = {"train": "training", "dev": "validation"}  # the others: "evaluation"
+
+
+def split_dataset(split: str, data: DataParams) -> mlflow.data.meta_dataset.MetaDataset:
+    """A split as an MLflow dataset: `<dataset>/<split>` (with `[:N]` under data.limit), the digest
+    the start of the SHA-256 that `download` checked (the full one is the input's `sha256` tag), the
+    source its public URL (or the custom file)."""
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    location = DATASETS[data.dataset][split].url if data.dataset in DATASETS else data.files[split]
+    source = HTTPDatasetSource(location) if is_url(location) else LocalArtifactDatasetSource(location)
+    name = f"{data.dataset}/{split}" + (f"[:{data.limit}]" if data.limit else "")
+    return MetaDataset(source, name=name, digest=split_manifest(split)["sha256"][:DIGEST_CHARS])
+
+
+DIGEST_CHARS = 12  # MLflow keeps at most 36 characters of a digest
+
+
+def split_manifest(split: str) -> dict:
+    return json.loads(MANIFEST_FILE.read_text(encoding="utf-8"))[split]
+
+
+def log_datasets(splits: list[str], data: DataParams, context: str | None = None) -> None:
+    """The splits as the active run's inputs (train: training, dev: validation, else `context`)."""
+    for split in splits:
+        mlflow.log_input(split_dataset(split, data), context=SPLIT_CONTEXTS.get(split, context or "evaluation"),
+                         tags={"sha256": split_manifest(split)["sha256"], "split": split})
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """A link to a run that works in any MLflow UI's markdown (descriptions of runs and models)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def seed_run_description(run: mlflow.entities.Run, trained: dict, scores: dict[str, dict], summary_link: str) -> str:
+    encoder = run.data.params.get("model.char_encoder", "?")
+    splits = ", ".join(f"{split} F1 {result['f1']:.2f}" for split, result in scores.items())
+    return (f"**{run.data.tags.get('model')}** (char encoder: {encoder}), seed {run.data.tags.get('seed')}: "
+            f"{splits}. Best dev epoch {trained['best_epoch']} of {trained['epochs_run']}, trained in "
+            f"{trained['train_seconds'] / 60:.1f} min. Gains over all seeds: [{SUMMARY_RUN}]({summary_link}).")
+
+
+def save_runs_view(experiment_id: str, evaluation: Evaluation) -> None:
+    """A saved view of the runs table (the UI's *Views* menu, also opened by ?viewStateShareKey=):
+    the datasets, gains and F1 as columns. MLflow keeps saved views as experiment
+    tags; the default columns of its runs table cannot be set."""
+    gains = ["char_gain_test"] if "char_gain" in evaluation.metrics else []
+    gains += [f"gain_{gain_key(a, b)}_test" for a, b in evaluation.comparisons]
+    metrics = [*gains[:1], *(f"{gains[0]}{suffix}" for suffix in ("_ci95_low", "_ci95_high", "_p_value")),
+               *gains[1:], *(f"{split}_f1" for split in evaluation.splits)] if gains else []
+    columns = ["attributes.`Dataset`", *(f"metrics.`{m}`" for m in metrics)]
+    state = {"selectedColumns": columns}
+    now = int(time.time() * 1000)
+    envelope = {"name": "What the characters add", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, SAVED_VIEW_TAG + SAVED_VIEW, json.dumps(envelope))
+
+
+def set_aliases(evaluation: Evaluation, runs: dict[tuple[str, int], mlflow.entities.Run], summary_link: str) -> None:
+    """In the model registry, alias `champion` the version of the best tagger on dev (mean dev F1
+    over seeds) and `challenger` those of the others; each alias points at the model's best seed
+    on dev. Models that are not registered (mlflow.register: false) are skipped."""
+    client, metrics = mlflow.MlflowClient(), evaluation.metrics
+    ranking = sorted(evaluation.models, key=lambda model: -metrics[model]["dev"]["f1"])
+    for rank, model in enumerate(ranking):
+        seeds = metrics[model]["dev"]["seeds"]["per_seed"]
+        best_seed = max(evaluation.seeds, key=lambda seed: seeds[str(seed)])
+        run = runs.get((model, best_seed))
+        name = registered_name(model)
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'") if run else []
+        if not versions:
+            continue
+        alias, other = ("champion", "challenger") if rank == 0 else ("challenger", "champion")
+        client.set_registered_model_alias(name, alias, versions[0].version)
+        if other in client.get_registered_model(name).aliases:
+            client.delete_registered_model_alias(name, other)
+        client.update_registered_model(name, description=(
+            f"Tagger `{model}`: `{alias}` of the last evaluation ({rank + 1} of {len(ranking)} by mean dev F1, "
+            f"{metrics[model]['dev']['f1']:.2f}). The alias points at version {versions[0].version}, seed {best_seed}, "
+            f"the best seed on dev. Scores and gains: [{SUMMARY_RUN} run]({summary_link})."))
+
+
+def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Path], data: DataParams) -> str:
+    """One summary run with the gains, the datasets and the reports; each seed's scores, datasets,
+    description and the figures on its training run (tagged with the summary's id; not nested under
+    it, since the UI collapses nested runs and hides them from its charts); the runs view, the
+    champion/challenger aliases of registered taggers, and the answer atop the experiment's
+    description. Returns the summary run's id."""
+    experiment_id = start_experiment()
+    runs = existing_runs(evaluation)
     metrics = evaluation.metrics
-    with mlflow.start_run(run_name=SUMMARY_RUN, tags={**run_tags("evaluate"), "model": "comparison"}) as summary:
+    with mlflow.start_run(run_name=SUMMARY_RUN, tags={**run_tags("evaluate"), "model": "comparison",
+                                                      DESCRIPTION: headline_markdown(evaluation)}) as summary:
         mlflow.log_params({"seeds": ",".join(map(str, evaluation.seeds)), "n_seeds": len(evaluation.seeds),
                            "models": ",".join(evaluation.models),
                            "compare": ",".join(gain_key(a, b) for a, b in evaluation.comparisons)})
@@ -231,9 +383,29 @@ def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Pa
                                     f"{prefix}_{split}_ci95_high": gain["ci95"][1],
                                     f"{prefix}_{split}_std": gain["seeds"]["std"],
                                     f"{prefix}_{split}_p_value": gain["p_value"]})
+        mlflow.log_table(breakdown_table(evaluation), "breakdown.json")
+        log_datasets(evaluation.splits, data)
         for path in [*reports, *figures]:
             mlflow.log_artifact(str(path), "figures" if path.suffix == ".png" else None)
+    summary_link = run_link(experiment_id, summary.info.run_id)
     client = mlflow.MlflowClient()
-    for run_id in run_ids.values():
-        client.set_tag(run_id, "mlflow.parentRunId", summary.info.run_id)
+    for (model, seed), run in runs.items():
+        scores = {split: evaluation.scores[split, model, seed] for split in evaluation.splits}
+        trained = metrics["training"][model][str(seed)]
+        with mlflow.start_run(run_id=run.info.run_id):
+            for split, result in scores.items():
+                mlflow.log_metrics({f"{split}_{key}": result[key] for key in HEADLINE})
+                mlflow.log_metrics({f"{split}_f1_{t}": s["f1"] for t, s in result["per_type"].items()})
+            log_datasets(["train", *(split for split in evaluation.splits if split != "dev"), "dev"], data)
+            for figure in figures:
+                mlflow.log_artifact(str(figure), "figures")
+        client.set_tag(run.info.run_id, SUMMARY_TAG, summary.info.run_id)
+        if "mlflow.parentRunId" in run.data.tags:  # nested under an older summary by earlier versions
+            client.delete_tag(run.info.run_id, "mlflow.parentRunId")
+        client.set_tag(run.info.run_id, DESCRIPTION, seed_run_description(run, trained, scores, summary_link))
+    save_runs_view(experiment_id, evaluation)
+    set_aliases(evaluation, runs, summary_link)
+    describe_experiment(experiment_id, answer_line(evaluation))
+    print(f"MLflow: the runs with their scores are at /#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}"
+          f"&viewStateShareKey={SAVED_VIEW} of the tracking UI (`mlflow ui --backend-store-uri {tracking_uri()}`)")
     return summary.info.run_id

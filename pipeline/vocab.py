@@ -11,13 +11,10 @@ from pipeline.corpus import Sentence, available_splits, check_known_tags, read_s
 from pipeline.errors import exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import TAGS_FILE, VECTORS_FILE, VOCAB_STATS_FILE, WORDS_FILE, split_file
+from pipeline.lexicon import normalize
 from pipeline.params import SPLITS, VocabParams, load_params
 from pipeline.vocabulary import write_list, write_vectors
 from pipeline.word_vectors import embedding_rows, load_pretrained
-
-
-def normalize(token: str, lowercase: bool) -> str:
-    return token.lower() if lowercase else token
 
 
 def build_word_vocab(train: list[Sentence], params: VocabParams, pretrained: list[str] | None = None) -> list[str]:

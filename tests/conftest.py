@@ -2,10 +2,14 @@ import glob
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +43,32 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(command: list[str], port: int, log: Path, cwd: Path = REPO_ROOT, timeout: float = 120,
+            health: str = "/health", env: dict | None = None):
+    """Run a server (in its own session, so its workers stop with it) until `health` answers on
+    127.0.0.1:`port`; yield its URL; stop it. Output goes to `log`, a file: a busy server's request
+    log would fill a pipe and block it."""
+    with open(log, "w") as output:
+        server = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                  env=env)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}{health}", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, f"{command[:3]} did not start:\n" + (
+                    log.read_text()[-2000:])
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 def postgres_binary(name: str) -> str:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipeline import download as download_module
-from pipeline.download import DATASETS, RemoteFile, download, http_session
 from pipeline.corpus import read_corpus
+from pipeline.datasets import DATASETS, RemoteFile
+from pipeline.download import download, http_session
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
 

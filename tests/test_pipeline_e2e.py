@@ -18,7 +18,8 @@ import psutil
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.browser import check_mlflow_ui
+from tests.conftest import REPO_ROOT, free_port, serving
 
 SPLITS = ("dev", "test", "test_pp")
 SCORES = {"f1", "precision", "recall", "accuracy", "macro_accuracy", "per_type", "seeds"}
@@ -89,7 +90,7 @@ def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
     for stage in ("download", "vocab", "char_vocab", "train", "evaluate"):
         assert f"Running stage '{stage}'" in repro.stdout
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert set(metrics) == {*MODELS, "gains", "char_gain", "training"}
+    assert set(metrics) == {*MODELS, "gains", "char_gain", "training", "breakdown"}
     assert set(metrics["gains"]) == set(COMPARISONS)
     assert metrics["char_gain"] == metrics["gains"]["baseline_vs_char_cnn"]  # kept for existing users
     for model in MODELS:
@@ -107,10 +108,26 @@ def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
             assert gain["f1"] == pytest.approx(metrics[b][split]["f1"] - metrics[a][split]["f1"], abs=1e-3)
             assert gain["ci95"][0] <= gain["f1"] <= gain["ci95"][1]
             assert gain["seeds"]["n"] == 2 and 0 <= gain["p_value"] <= 1
+    breakdown = metrics["breakdown"]
+    assert breakdown["word_categories"] == ["IV", "OOTV", "OOEV", "OOBV"]
+    for split in SPLITS:
+        assert set(breakdown[split]) == {"category", "type", "length", "casing"}
+        for dimension, groups in breakdown[split].items():
+            # every gold entity falls in exactly one group of each dimension
+            assert sum(group["entities"] for group in groups.values()) == sum(
+                metrics["baseline"][split]["per_type"][t]["support"] for t in metrics["baseline"][split]["per_type"])
+            for group in groups.values():
+                assert set(group["gains"]) == set(COMPARISONS) and set(group["f1"]) == set(MODELS)
+        for entity_type, group in breakdown[split]["type"].items():  # the per-type F1 of the scores, again
+            assert group["f1"]["char_cnn"] == pytest.approx(metrics["char_cnn"][split]["per_type"][entity_type]["f1"],
+                                                            abs=1e-3)
     comparison = (repo / "reports/comparison.md").read_text()
     assert "| 2 |" in comparison and "approximate randomization" in comparison
     assert "| char_cnn -> char_lstm | test |" in comparison
-    for name in ("gains", "learning_curves", "per_type_f1", "confusion_matrix", "f1_per_seed"):
+    assert "## Where the gains come from" in comparison and "**By word category (Ma & Hovy 2016)**" in comparison
+    examples = (repo / "reports/examples.md").read_text()
+    assert examples.count("**Gained: ") == len(COMPARISONS) and "## baseline -> char_cnn" in examples
+    for name in ("gains", "learning_curves", "per_type_f1", "confusion_matrix", "f1_per_seed", "breakdown"):
         assert (repo / f"reports/figures/{name}.png").stat().st_size > 10_000
     shown = json.loads(run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo).stdout)
     assert "reports/metrics.json" in json.dumps(shown)
@@ -130,14 +147,15 @@ def check_mlflow_runs(tracking_uri: str, experiment_name: str | None = None, see
     summary = by_name["char-gain"]
     assert {"char_gain_test", "char_gain_test_ci95_low", "char_gain_test_p_value",
             "gain_char_cnn_vs_char_lstm_test", "gain_baseline_vs_char_lstm_dev_ci95_high"} <= set(summary.data.metrics)
-    assert {a.path for a in client.list_artifacts(summary.info.run_id)} >= {"metrics.json", "comparison.md"}
+    assert {a.path for a in client.list_artifacts(summary.info.run_id)} >= {"metrics.json", "comparison.md",
+                                                                            "examples.md", "breakdown.json"}
     for name in expected:
         run = by_name[name]
         model, seed = name.split("-seed")
         assert (run.data.tags["model"], run.data.tags["seed"], run.data.params["seed"]) == (model, seed, seed)
         assert run.data.tags["dvc_stage"] == "train" and run.info.status == "FINISHED"
         assert run.data.tags["ray.node_id"] and run.data.tags["ray.cluster"] == ray_address
-        assert run.data.tags["mlflow.parentRunId"] == summary.info.run_id
+        assert run.data.tags["summary_run"] == summary.info.run_id
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_f1")] == [1, 2, 3]
         assert len(client.get_metric_history(run.info.run_id, "train_loss")) == EPOCHS
         assert {"dev_f1", "test_f1", "test_pp_f1", "test_macro_accuracy"} <= set(run.data.metrics)
@@ -163,6 +181,11 @@ def test_mlflow_holds_every_seed_run_and_the_summary(repo):
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     char_runs = client.search_runs([by_name["char-gain"].info.experiment_id], "tags.model = 'char_cnn'")
     assert sorted(run.data.tags["seed"] for run in char_runs) == ["1", "2"]
+
+
+def test_mlflow_ui_in_a_real_browser_opens_on_the_runs_with_the_answer(repo, tmp_path):
+    repo, _ = repo
+    check_mlflow_ui(f"sqlite:///{repo / 'mlflow.db'}", tmp_path / "ui.log", ("baseline-seed1", "char_cnn-seed1"))
 
 
 def test_second_repro_does_nothing(repo):
@@ -319,7 +342,7 @@ def test_predict_on_a_conll_file_reproduces_the_evaluate_f1(repo):
         assert sum(1 for line in result.stdout.splitlines() if line) == sum(len(s.tokens) for s in sentences)
 
 
-def test_served_pyfunc_model_answers_like_the_python_api(repo):
+def test_served_pyfunc_model_answers_like_the_python_api(repo, tmp_path):
     repo, _ = repo
     from pipeline import Tagger
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
@@ -330,27 +353,13 @@ def test_served_pyfunc_model_answers_like_the_python_api(repo):
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
            "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/tagger",
-                               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-                              cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-3000:]
-                assert time.monotonic() < deadline, "mlflow models serve did not start"
-                time.sleep(1)
+    with serving([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/tagger", "--env-manager",
+                  "local", "-h", "127.0.0.1", "-p", str(port)], port, tmp_path / "serve.log", cwd=repo, timeout=180,
+                 health="/ping", env=env) as url:
         body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}}).encode()
         request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             predictions = json.loads(response.read())["predictions"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert predictions == expected
     assert predictions[0]["tokens"] == ["Peter", "Blackburn", "lives", "in", "Berlin", "."]
 
@@ -361,12 +370,19 @@ def test_registered_models_load_by_name(repo):
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     versions = client.search_model_versions("name = 'ner-char-cnn'")
     assert len(versions) >= len(SEEDS)
+    # the evaluation names the best tagger on dev `champion`, the others `challenger`
+    dev_f1 = {model: json.loads((repo / "reports/metrics.json").read_text())[model]["dev"]["f1"] for model in MODELS}
+    champion = max(MODELS, key=dev_f1.get)
+    aliases = {model: set(client.get_registered_model("ner-" + model.replace("_", "-")).aliases) for model in MODELS}
+    assert aliases == {model: {"champion" if model == champion else "challenger"} for model in MODELS}
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
     try:
         tagger = Tagger.load(f"models:/ner-char-cnn/{versions[0].version}")
+        best = Tagger.load(f"models:/ner-{champion.replace('_', '-')}@champion")
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
     assert tagger.tag(["Peter lives in Berlin."])[0].tokens == ["Peter", "lives", "in", "Berlin", "."]
+    assert best.tag(["Peter lives in Berlin."])[0].tokens == ["Peter", "lives", "in", "Berlin", "."]
 
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -411,27 +427,11 @@ def team_server(tmp_path, postgres_url):
     """The team MLflow of the README: `python -m pipeline.tracking_server` on a real PostgreSQL,
     with proxied artifacts; yields the MLFLOW_TRACKING_URI it prints."""
     port, log = free_port(), tmp_path / "server.log"
-    with open(log, "w") as output:  # a file, not a pipe: the server's request log would fill a pipe and block it
-        server = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.tracking_server", "--database", postgres_url,
-             "--artifacts", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-            cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-                time.sleep(1)
+    with serving([sys.executable, "-m", "pipeline.tracking_server", "--database", postgres_url, "--artifacts",
+                  str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+                 port, log) as url:
         assert f"export MLFLOW_TRACKING_URI={url}\n" in log.read_text()
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def test_parallel_sweep_on_a_ray_cluster_through_the_team_server_loses_nothing(repo, team_server, ray_cluster):
