@@ -26,11 +26,17 @@ from pipeline.layout import RAW_DIR, resolve_local
 from pipeline.params import DataParams, load_params
 
 CHUNK = 1 << 16
+# (connect, read) seconds: a server that accepts the connection and then sends nothing for 20 s is
+# given up on after one more try, rather than after minutes
+TIMEOUT = (10, 20)
+READ_RETRIES = 1
 
 
 def http_session(retries: int = 4, backoff: float = 0.5) -> requests.Session:
-    """A session that retries connection errors and transient HTTP statuses with exponential backoff."""
-    retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
+    """A session that retries connection errors and transient HTTP statuses with exponential backoff
+    (a silent server: READ_RETRIES more tries)."""
+    read = min(retries, READ_RETRIES)
+    retry = Retry(total=retries, connect=retries, read=read, status=retries, backoff_factor=backoff,
                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",), raise_on_status=False)
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry))
@@ -38,7 +44,7 @@ def http_session(retries: int = 4, backoff: float = 0.5) -> requests.Session:
     return session
 
 
-def download_url(url: str, dest: Path, session: requests.Session, timeout: float = 30) -> str:
+def download_url(url: str, dest: Path, session: requests.Session, timeout: tuple[float, float] = TIMEOUT) -> str:
     """Stream `url` into `dest` with a progress bar; return the SHA-256 of what arrived."""
     digest = hashlib.sha256()
     try:
@@ -54,7 +60,10 @@ def download_url(url: str, dest: Path, session: requests.Session, timeout: float
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-    except requests.exceptions.ConnectionError as error:
+    except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as error:
+        if isinstance(error, requests.exceptions.Timeout) or "Read timed out" in str(error):
+            raise PipelineError(f"{url}: the server did not answer within {timeout[1]:g} s; try again later, or "
+                                "set data.source to a local copy of the files (see README)") from None
         raise PipelineError(f"{url}: download failed ({type(error).__name__}: {error}); offline? set data.source "
                             "to a local copy of the files (see README)") from None
     except requests.exceptions.RequestException as error:
@@ -93,14 +102,16 @@ def split_sources(data: DataParams) -> dict[str, tuple[str, str | None]]:
     return {split: (str(folder / f.local_name), f.sha256) for split, f in files.items()}
 
 
-def fetch_split(location: str, expected_sha256: str | None, dest: Path, session: requests.Session) -> str:
-    sha256 = download_url(location, dest, session) if is_url(location) else copy_local(Path(location), dest)
+def fetch_split(location: str, expected_sha256: str | None, dest: Path, session: requests.Session,
+                timeout: tuple[float, float] = TIMEOUT) -> str:
+    sha256 = download_url(location, dest, session, timeout) if is_url(location) else copy_local(Path(location), dest)
     if expected_sha256 and sha256 != expected_sha256:
         raise PipelineError(f"{location}: SHA-256 mismatch: expected {expected_sha256}, got {sha256}")
     return sha256
 
 
-def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Session | None = None) -> dict:
+def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Session | None = None,
+             timeout: tuple[float, float] = TIMEOUT) -> dict:
     """Fetch, verify, parse and normalize every split, then move them into `out_dir` in one rename."""
     sources = split_sources(data)
     session = session or http_session()
@@ -110,7 +121,7 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
         manifest = {}
         for split, (location, expected) in sources.items():
             fetched = staging / f".{split}.source"
-            sha256 = fetch_split(location, expected, fetched, session)
+            sha256 = fetch_split(location, expected, fetched, session, timeout)
             # parse now, naming the source's line on bad input, rather than in a later stage
             as_given = read_tagged(fetched, data.format, name=location)
             scheme, sentences = detect_scheme(as_given), as_iob2(as_given)

@@ -24,6 +24,7 @@ EVAL_SPLITS = tuple(split for split in SPLITS if split != "train")
 @exits_cleanly
 def main() -> None:
     params = load_params()
+    tracking.start_experiment()  # a tracking server that is down stops the stage now, not after the scoring
     runs = {name: [load_trained(name, seed) for seed in params.train.seeds] for name in params.models}
     splits = available_splits(EVAL_SPLITS)
     data = {split: read_split(split) for split in splits}

@@ -1,6 +1,7 @@
 """The download stage against a real HTTP server on 127.0.0.1 serving the shared CoNLL files."""
 import hashlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,14 +19,20 @@ DEFAULT = DataParams(dataset="conll2003", source="default", files=None, format="
 
 class Handler(BaseHTTPRequestHandler):
     """/files/<path>: the file; /truncated/<path>: half the body under the full Content-Length;
-    /flaky/<path>: 503 on the first request, then the file; anything else: 404."""
+    /flaky/<path>: 503 on the first request, then the file; /silent/<path>: accepts the request
+    and sends nothing (for a minute); anything else: 404."""
 
     root: Path
     flaky_seen: set = set()
+    silent_requests: list = []
 
     def do_GET(self):
         kind, _, rest = self.path.lstrip("/").partition("/")
         path = self.root / rest
+        if kind == "silent":
+            self.silent_requests.append(rest)
+            time.sleep(60)
+            return
         if kind == "flaky" and rest not in self.flaky_seen:
             self.flaky_seen.add(rest)
             self.send_error(503)
@@ -119,6 +126,15 @@ def test_transient_server_errors_are_retried(monkeypatch, server, tmp_path):
     serve_dataset(monkeypatch, server, route="flaky")
     download(DEFAULT, tmp_path / "raw", fast_session())
     assert len(leftovers(tmp_path / "raw")) == 5
+
+
+def test_a_server_that_never_answers_is_given_up_on_after_one_more_try(monkeypatch, server, tmp_path):
+    serve_dataset(monkeypatch, server, route="silent")
+    with pytest.raises(PipelineError, match=r"/silent/conll2003/train.txt: the server did not answer within 1 s"):
+        download(DEFAULT, tmp_path / "raw", http_session(), timeout=(5, 1))
+    # the request and one retry, then the error: not the minute the server would keep silent, per try
+    assert Handler.silent_requests == ["conll2003/train.txt"] * 2
+    assert leftovers(tmp_path) == []
 
 
 def test_unreachable_host(monkeypatch, tmp_path):

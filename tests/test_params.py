@@ -74,3 +74,16 @@ def test_not_yaml(tmp_path):
     path.write_text("model: [unclosed\n")
     with pytest.raises(PipelineError, match="params.yaml: not valid YAML"):
         load_params(path)
+
+
+def test_check_params_stage_names_a_key_that_no_stage_reads(tmp_path, monkeypatch, capsys):
+    from pipeline import check_params
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, lambda p: p.update(trian={"epochs": 1}))
+    with pytest.raises(SystemExit) as exit_info:
+        check_params.main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "error: params.yaml: trian: Extra inputs are not permitted\n"
+    write_params(tmp_path, lambda p: None)
+    check_params.main()
+    assert capsys.readouterr().out.startswith("params.yaml: valid (")

@@ -87,7 +87,7 @@ def repo(tmp_path_factory, shared_data):
 
 def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
     repo, repro = repo
-    for stage in ("download", "vocab", "char_vocab", "train", "evaluate"):
+    for stage in ("check_params", "download", "vocab", "char_vocab", "train", "evaluate"):
         assert f"Running stage '{stage}'" in repro.stdout
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {*MODELS, "gains", "char_gain", "training", "breakdown"}
@@ -299,6 +299,11 @@ def test_bad_param_value_stops_with_the_key_named(repo):
         failed = run([sys.executable, "-m", "dvc", "repro"], repo, check=False)
         assert failed.returncode != 0
         assert "error: params.yaml: model.cell: Input should be 'simple', 'gru' or 'lstm'" in failed.stderr
+        # a misspelt section that no stage reads: DVC alone would call everything up to date
+        (repo / "params.yaml").write_text(original + "trian:\n  epochs: 1\n")
+        failed = run([sys.executable, "-m", "dvc", "repro"], repo, check=False)
+        assert failed.returncode != 0 and "Running stage 'check_params'" in failed.stdout
+        assert "error: params.yaml: trian: Extra inputs are not permitted" in failed.stderr
     finally:
         (repo / "params.yaml").write_text(original)
     # the failed train stage left models/ as it was (persist), and DVC's cache agrees with it
@@ -315,14 +320,11 @@ def test_a_failed_evaluate_keeps_the_reports_it_had(repo):
     reports = sorted(path for path in (repo / "reports").rglob("*") if path.is_file())
     before = {path: path.read_bytes() for path in reports}
     assert {"metrics.json", "comparison.md", "gains.png", "learning_curves.csv"} <= {path.name for path in reports}
-    original = (repo / "params.yaml").read_text()
-    try:
-        set_params(repo, **{"evaluate.bootstrap_resamples": 10})  # only evaluate reads it
-        failed = run([*DVC, "repro"], repo, check=False)
-        assert re.findall(r"Running stage '([^']+)'", failed.stdout) == ["evaluate"] and failed.returncode != 0
-        assert "evaluate.bootstrap_resamples: Input should be greater than or equal to 1000" in failed.stderr
-    finally:
-        (repo / "params.yaml").write_text(original)
+    # evaluate stops on a tracking server that is down (before it scores anything); -f -s: only evaluate
+    failed = run([*DVC, "repro", "-f", "-s", "evaluate"], repo, check=False,
+                 tracking_uri=f"http://127.0.0.1:{free_port()}")
+    assert re.findall(r"Running stage '([^']+)'", failed.stdout) == ["evaluate"] and failed.returncode != 0
+    assert "the tracking server does not answer" in failed.stderr
     assert {path: path.read_bytes() for path in reports} == before
     assert "Data and pipelines are up to date." in run([*DVC, "status"], repo).stdout
 
@@ -490,7 +492,8 @@ def test_a_new_variant_is_a_params_edit_only(repo):
     try:
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         result = run([*DVC, "repro"], repo)
-        assert re.findall(r"Running stage '([^']+)'", result.stdout) == ["train", "evaluate"]
+        stages = re.findall(r"Running stage '([^']+)'", result.stdout)
+        assert sorted(stages) == ["check_params", "evaluate", "train"] and stages.index("train") < stages.index("evaluate")
         # the six unchanged pairs are kept by their fingerprint: only the new tagger's seeds train
         kept = re.findall(r"train: (\S+) seed (\d+) is up to date", result.stdout)
         assert sorted(kept) == sorted((model, str(seed)) for model in MODELS for seed in SEEDS), result.stdout
