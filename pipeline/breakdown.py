@@ -91,6 +91,12 @@ def group_order(dimension: str, groups: set[str]) -> list[str]:
     return [g for g in order if g in groups] if order else sorted(groups)
 
 
+def compact(gain: dict) -> dict:
+    """A group's gain without its per-seed detail: metrics.json holds one per split, grouping, group
+    and pair, and `dvc exp show` makes a column of every number."""
+    return {key: gain[key] for key in ("f1", "ci95", "p_value")}
+
+
 def f1_of(counts: np.ndarray) -> float:
     return prf(*counts.sum(axis=0))[2]
 
@@ -122,7 +128,7 @@ def break_down(evaluation: Evaluation, data: dict[str, list[Sentence]], lexicon:
             metrics[split][dimension][group] = {
                 "entities": int(gold_counts[dimension, group][:, 2].sum()),
                 "f1": {name: float(np.mean([f1_of(c) for c in runs[name]])) for name in evaluation.models},
-                "gains": {gain_key(a, b): gain_stats(runs[a], runs[b], evaluation.seeds, params)
+                "gains": {gain_key(a, b): compact(gain_stats(runs[a], runs[b], evaluation.seeds, params))
                           for a, b in evaluation.comparisons}}
     split = evaluation.figure_split
     found = {name: [entity_sets(evaluation.predicted[split, name, seed]) for seed in evaluation.seeds]
