@@ -59,12 +59,12 @@ def check_mlflow_ui(store: str, log: Path, compared: tuple[str, str]) -> None:
                 expect(fresh.get_by_text(column, exact=True).first).to_be_visible()
             expect(fresh.get_by_text(shown(gain), exact=True).first).to_be_visible()
 
-            # the chart view: one chart per metric, found by the chart search
+            # the chart view: one chart per metric, found by the chart search (a regular expression)
             fresh.goto("about:blank")  # a new load: the views read the URL when the page loads
             fresh.goto(f"{experiment_page}/runs?workflowType=machine_learning&compareRunsMode=CHART")
             search = fresh.get_by_placeholder("Search metric charts")
             for metric in ("char_gain_test", "test_f1"):
-                search.fill(metric)
+                search.fill(f"^{metric}$")
                 expect(fresh.get_by_text(metric, exact=True).first).to_be_visible()
 
             # the compare view of two seed runs: the params that differ, and their metrics
