@@ -6,7 +6,7 @@ from collections import Counter
 
 from pipeline.corpus import Sentence, read_split
 from pipeline.errors import exits_cleanly
-from pipeline.files import write_json_atomic
+from pipeline.files import all_or_none, write_json_atomic
 from pipeline.layout import CHAR_STATS_FILE, CHARS_FILE
 from pipeline.params import CharVocabParams, load_params
 from pipeline.vocabulary import write_list
@@ -28,8 +28,9 @@ def main() -> None:
     stats = {"chars": len(chars), "max_word_length": params.char_vocab.max_word_length,
              "train_tokens_truncated": sum(length > params.char_vocab.max_word_length for length in lengths),
              "longest_train_token": max(lengths)}
-    write_list(CHARS_FILE, chars)
-    write_json_atomic(CHAR_STATS_FILE, stats)
+    with all_or_none():
+        write_list(CHARS_FILE, chars)
+        write_json_atomic(CHAR_STATS_FILE, stats)
     print(json.dumps(stats))
 
 

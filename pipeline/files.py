@@ -1,11 +1,22 @@
 """Writing files so that readers never see half of one: a temporary file beside the target,
-then a rename."""
+then a rename; and, inside `all_or_none()`, several files renamed only once every one of them
+is written, so a failure (a full disk, say) leaves the previous files, or none, never a mix."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+# inside all_or_none(): the (temporary file, target) pairs waiting for their rename
+_pending: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("pending_renames", default=None)
+NO_ROOM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+           errno.EFBIG: "file too large for the limits set on this process"}
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -15,10 +26,34 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
-        os.replace(temp, path)
-    except BaseException:
+        pending = _pending.get()
+        if pending is None:
+            os.replace(temp, path)
+        else:
+            pending.append((Path(temp), path))
+    except BaseException as error:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in NO_ROOM:
+            raise PipelineError(f"{path}: {NO_ROOM[error.errno]} writing {len(data) / 1e6:.1f} MB; nothing of this "
+                                "step was replaced; free some space and run it again") from None
         raise
+
+
+@contextmanager
+def all_or_none():
+    """Writes inside this block take effect together, when it ends without an error."""
+    pending: list[tuple[Path, Path]] = []
+    token = _pending.set(pending)
+    try:
+        yield
+    except BaseException:
+        for temp, _ in pending:
+            temp.unlink(missing_ok=True)
+        raise
+    finally:
+        _pending.reset(token)
+    for temp, path in pending:
+        os.replace(temp, path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

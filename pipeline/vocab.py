@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.corpus import Sentence, available_splits, check_known_tags, read_split
 from pipeline.errors import exits_cleanly
-from pipeline.files import write_json_atomic
+from pipeline.files import all_or_none, write_json_atomic
 from pipeline.layout import TAGS_FILE, VECTORS_FILE, VOCAB_STATS_FILE, WORDS_FILE, split_file
 from pipeline.lexicon import normalize
 from pipeline.params import SPLITS, VocabParams, load_params
@@ -75,10 +75,11 @@ def main() -> None:
         stats["oov_rate"][split] = round(oov_rate(sentences, vocab, params.vocab.lowercase), 6)
         if pretrained_words:
             stats["word_vectors"]["token_coverage"][split] = round(coverage(sentences, with_vector, True), 6)
-    write_list(WORDS_FILE, words)
-    write_list(TAGS_FILE, tags)
-    write_vectors(VECTORS_FILE, matrix)
-    write_json_atomic(VOCAB_STATS_FILE, stats)
+    with all_or_none():  # the vocabulary's files match each other, or the stage changed none of them
+        write_list(WORDS_FILE, words)
+        write_list(TAGS_FILE, tags)
+        write_vectors(VECTORS_FILE, matrix)
+        write_json_atomic(VOCAB_STATS_FILE, stats)
     print(json.dumps(stats))
 
 

@@ -1,4 +1,9 @@
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -107,3 +112,26 @@ def test_vocab_stage_stops_on_a_tag_unseen_in_train_and_writes_nothing(project, 
         vocab.main()
     assert "data/raw/test.txt:3: tag 'B-MISC' does not occur in train" in capsys.readouterr().err
     assert not (project / "data/vocab").exists()
+
+
+def test_vocab_stage_on_a_full_disk_changes_no_file_and_says_so(project):
+    """A real write failure: the stage runs with a 1 MB file-size limit (RLIMIT_FSIZE; the kernel
+    then refuses larger writes, as a full disk would), so words.txt fits and word_vectors.npy does not."""
+    vocab.main()  # a first vocabulary, without vectors
+    before = {path.name: path.read_bytes() for path in (project / "data/vocab").iterdir()}
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["vocab"].update(lowercase=True, pretrained_words=100000)  # 20 MB of vectors
+    params["model"].update(word_vectors="glove-6b-50d", word_dim=50)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+
+    result = subprocess.run([sys.executable, "-m", "pipeline.vocab"], cwd=project, capture_output=True, text=True,
+                            preexec_fn=limit_file_size, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                            timeout=600)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: data/vocab/word_vectors.npy: file too large for the limits set on this process writing 20.")
+    assert {path.name: path.read_bytes() for path in (project / "data/vocab").iterdir()} == before  # no temp files
