@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import requests
+from mlflow.entities import DatasetInput, InputTag, Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
@@ -298,11 +299,12 @@ def split_manifest(split: str) -> dict:
     return json.loads(MANIFEST_FILE.read_text(encoding="utf-8"))[split]
 
 
-def log_datasets(splits: list[str], data: DataParams, context: str | None = None) -> None:
-    """The splits as the active run's inputs (train: training, dev: validation, else `context`)."""
-    for split in splits:
-        mlflow.log_input(split_dataset(split, data), context=SPLIT_CONTEXTS.get(split, context or "evaluation"),
-                         tags={"sha256": split_manifest(split)["sha256"], "split": split})
+def dataset_inputs(splits: list[str], data: DataParams) -> list[DatasetInput]:
+    """The splits as run inputs (train: training, dev: validation, the others: evaluation)."""
+    return [DatasetInput(split_dataset(split, data)._to_mlflow_entity(),
+                         [InputTag("mlflow.data.context", SPLIT_CONTEXTS.get(split, "evaluation")),
+                          InputTag("sha256", split_manifest(split)["sha256"]), InputTag("split", split)])
+            for split in splits]
 
 
 def run_link(experiment_id: str, run_id: str) -> str:
@@ -384,21 +386,24 @@ def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Pa
                                     f"{prefix}_{split}_std": gain["seeds"]["std"],
                                     f"{prefix}_{split}_p_value": gain["p_value"]})
         mlflow.log_table(breakdown_table(evaluation), "breakdown.json")
-        log_datasets(evaluation.splits, data)
         for path in [*reports, *figures]:
             mlflow.log_artifact(str(path), "figures" if path.suffix == ".png" else None)
     summary_link = run_link(experiment_id, summary.info.run_id)
     client = mlflow.MlflowClient()
+    client.log_inputs(summary.info.run_id, dataset_inputs(evaluation.splits, data))
+    now = int(time.time() * 1000)
     for (model, seed), run in runs.items():
+        # through the client, not by reopening the run: that would move its end time to now, and the
+        # runs table's Duration would show the wait for the evaluation rather than the training
         scores = {split: evaluation.scores[split, model, seed] for split in evaluation.splits}
         trained = metrics["training"][model][str(seed)]
-        with mlflow.start_run(run_id=run.info.run_id):
-            for split, result in scores.items():
-                mlflow.log_metrics({f"{split}_{key}": result[key] for key in HEADLINE})
-                mlflow.log_metrics({f"{split}_f1_{t}": s["f1"] for t, s in result["per_type"].items()})
-            log_datasets(["train", *(split for split in evaluation.splits if split != "dev"), "dev"], data)
-            for figure in figures:
-                mlflow.log_artifact(str(figure), "figures")
+        values = {f"{split}_{key}": result[key] for split, result in scores.items() for key in HEADLINE}
+        values |= {f"{split}_f1_{entity_type}": type_scores["f1"] for split, result in scores.items()
+                   for entity_type, type_scores in result["per_type"].items()}
+        client.log_batch(run.info.run_id, metrics=[Metric(key, value, now, 0) for key, value in values.items()])
+        client.log_inputs(run.info.run_id, dataset_inputs(["train", *evaluation.splits], data))
+        for figure in figures:
+            client.log_artifact(run.info.run_id, str(figure), "figures")
         client.set_tag(run.info.run_id, SUMMARY_TAG, summary.info.run_id)
         if "mlflow.parentRunId" in run.data.tags:  # nested under an older summary by earlier versions
             client.delete_tag(run.info.run_id, "mlflow.parentRunId")

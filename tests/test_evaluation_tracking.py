@@ -98,6 +98,8 @@ def test_runs_describe_themselves_and_name_their_datasets(store, monkeypatch):
     assert description.startswith("**char_cnn** (char encoder: cnn), seed 2: dev F1 100.00, test F1 100.00.")
     assert f"[char-gain](#/experiments/{run.info.experiment_id}/runs/{summary_id})" in description
     assert run.data.tags["summary_run"] == summary_id and "mlflow.parentRunId" not in run.data.tags
+    # logged without reopening the run: its end time (the runs table's Duration) stays the training's
+    assert run.info.end_time < summary.info.start_time
     inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"conll2003/train", "conll2003/dev", "conll2003/test"}
     train = inputs["conll2003/train"]
