@@ -128,9 +128,9 @@ def test_vocab_stage_on_a_full_disk_changes_no_file_and_says_so(project):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write, not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
 
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO_ROOT)}  # CI does not install it
     result = subprocess.run([sys.executable, "-m", "pipeline.vocab"], cwd=project, capture_output=True, text=True,
-                            preexec_fn=limit_file_size, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-                            timeout=600)
+                            preexec_fn=limit_file_size, env=env, timeout=600)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: data/vocab/word_vectors.npy: file too large for the limits set on this process writing 20.")
