@@ -22,6 +22,7 @@ import requests
 from mlflow.entities import DatasetInput, InputTag, Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from pipeline.datasets import DATASETS, is_url
 from pipeline.errors import PipelineError
@@ -302,7 +303,7 @@ def split_manifest(split: str) -> dict:
 def dataset_inputs(splits: list[str], data: DataParams) -> list[DatasetInput]:
     """The splits as run inputs (train: training, dev: validation, the others: evaluation)."""
     return [DatasetInput(split_dataset(split, data)._to_mlflow_entity(),
-                         [InputTag("mlflow.data.context", SPLIT_CONTEXTS.get(split, "evaluation")),
+                         [InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS.get(split, "evaluation")),
                           InputTag("sha256", split_manifest(split)["sha256"]), InputTag("split", split)])
             for split in splits]
 
