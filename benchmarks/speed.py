@@ -1,7 +1,13 @@
 """Speed benchmark on the real CoNLL-2003 data -> reports/benchmark.json.
 
-    python -m benchmarks.speed            # after `dvc repro` (it reads data/raw and data/vocab)
-    python -m benchmarks.speed --repro    # also times a full default `dvc repro` in a fresh clone
+    python -m benchmarks.speed                    # after `dvc repro` (it reads data/raw and data/vocab)
+    python -m benchmarks.speed --revision HEAD~3  # also that git revision, side by side: speed-up ratios
+    python -m benchmarks.speed --profile          # also where a training step's time goes, per layer
+    python -m benchmarks.speed --repro            # also times a full default `dvc repro` in a fresh clone
+
+`--revision` checks the revision out in a temporary git worktree (its data/ linked to this one's)
+and measures its pipeline code with this benchmark's method, each run in its own process,
+alternating working tree and revision so that a drift of the machine's speed hits both alike.
 
 For each tagger of params.yaml's `models` (and the char-encoder taggers at larger batches, and
 the book chapter's model as a reference point) it measures, each in its own process so that peak memory is its own:
@@ -14,11 +20,14 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import keras
@@ -76,7 +85,7 @@ def padded_ids(sentences, encoder, tag_ids=None):
     return ids, labels
 
 
-def measure(name: str, batch_size: int, epochs: int) -> dict:
+def measure(name: str, batch_size: int, epochs: int, profile: bool = False) -> dict:
     """Train `name` for `epochs` epochs, save and reload it, time inference; one process per call."""
     params = load_params()
     vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
@@ -96,6 +105,7 @@ def measure(name: str, batch_size: int, epochs: int) -> dict:
                                                   params.char_vocab.max_word_length)
         batches = make_dataset(train, encoder, vocabulary.tags, batch_size, shuffle_seed=0)
         trainer.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
+    step_profile = profile_steps(trainer, batches) if profile and name != BOOK else None
     with tempfile.TemporaryDirectory() as folder:
         saved.save(Path(folder) / "model.keras")
         loaded = keras.saving.load_model(Path(folder) / "model.keras")
@@ -135,17 +145,82 @@ def measure(name: str, batch_size: int, epochs: int) -> dict:
         "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2),
         "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "truncated_train_tokens": sum(max(0, len(s.tokens) - BOOK_LENGTH) for s in train) if name == BOOK else 0,
+        **({"step_profile_ms": step_profile} if step_profile else {}),
     }
 
 
-def run_isolated(name: str, batch_size: int, epochs: int) -> dict:
-    command = [sys.executable, "-m", "benchmarks.speed", "--one", name, "--batch-size", str(batch_size),
-               "--epochs", str(epochs)]
-    print("$", " ".join(command[1:]), file=sys.stderr, flush=True)
-    done = subprocess.run(command, capture_output=True, text=True)
+PROFILED_STEPS = 40
+
+
+def layer_of(operation: str, kind: str) -> str:
+    """The part of the tagger an op belongs to, from its name scope (the same names in every revision)."""
+    if kind == "Dataset" or operation.startswith("token_encoder"):
+        return "input pipeline (tf.data, token encoder)"
+    if "adam" in operation.lower():
+        return "optimizer"
+    found = re.search(r"trainer(?:_\d+)?/([A-Za-z_]+?)(?:_\d+)?/", operation)
+    return found.group(1) if found else "other"
+
+
+def profile_steps(trainer, batches) -> dict:
+    """Milliseconds per training step by layer (forward and backward), from the TensorFlow profiler's
+    op statistics over PROFILED_STEPS steps; the ops' self times, summed over threads."""
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_tools
+    with tempfile.TemporaryDirectory() as folder:
+        tf.profiler.experimental.start(folder)
+        trainer.fit(batches.take(PROFILED_STEPS), epochs=1, verbose=0)
+        tf.profiler.experimental.stop()
+        trace = next(Path(folder).rglob("*.xplane.pb"))
+        table = json.loads(profiler_tools.xspace_to_tools_data([str(trace)], "framework_op_stats", {})[0])[0]
+    columns = [column["id"] for column in table["cols"]]
+    by_layer: dict[str, float] = {}
+    for row in table["rows"]:
+        cells = dict(zip(columns, (cell.get("v") for cell in row["c"])))
+        if cells["type"] != "IDLE":
+            layer = layer_of(str(cells["operation"]), cells["type"])
+            by_layer[layer] = by_layer.get(layer, 0.0) + cells["total_self_time"] / 1000 / PROFILED_STEPS
+    return {layer: round(ms, 2) for layer, ms in sorted(by_layer.items(), key=lambda item: -item[1]) if ms >= 0.05}
+
+
+def run_isolated(name: str, batch_size: int, epochs: int, code: Path = Path("."), profile: bool = False) -> dict:
+    """measure() in a process of its own, on the pipeline code of the tree `code` (this benchmark's
+    method either way: the file runs by path with `code` first on the import path)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--one", name, "--batch-size", str(batch_size),
+               "--epochs", str(epochs)] + (["--profile"] if profile else [])
+    print("$", " ".join(command[1:]), f"(code: {code})", file=sys.stderr, flush=True)
+    env = {**os.environ, "PYTHONPATH": str(code.resolve()), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=code, env=env)
     if done.returncode != 0:
-        raise PipelineError(f"benchmark of {name} at batch {batch_size} failed:\n{done.stderr[-3000:]}")
+        raise PipelineError(f"benchmark of {name} at batch {batch_size} ({code}) failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def revision_tree(revision: str):
+    """A temporary git worktree of `revision`, its data/raw and data/vocab linked to this tree's."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], capture_output=True, text=True)
+    if commit.returncode != 0:
+        raise PipelineError(f"--revision {revision}: not a commit of this repository ({commit.stderr.strip()})")
+    with tempfile.TemporaryDirectory() as folder:
+        tree = Path(folder) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), commit.stdout.strip()], check=True)
+        try:
+            for part in ("raw", "vocab"):
+                target = tree / "data" / part
+                if target.exists():
+                    shutil.rmtree(target)
+                target.symlink_to(Path("data", part).resolve())
+            yield tree, commit.stdout.strip()
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def speedups(new: dict, old: dict) -> dict:
+    """Ratios > 1 mean the working tree is faster."""
+    return {"train": round(new["train_sentences_per_second"] / old["train_sentences_per_second"], 2),
+            "inference": round(new["inference_sentences_per_second"] / old["inference_sentences_per_second"], 2),
+            "latency_p50": round(old["latency_ms_p50"] / new["latency_ms_p50"], 2),
+            "first_epoch": round(old["first_epoch_seconds"] / new["first_epoch_seconds"], 2)}
 
 
 def time_full_repro(source: Path) -> dict:
@@ -193,11 +268,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repro", action="store_true", help="also time a full dvc repro in a fresh clone")
     parser.add_argument("--source", type=Path, default=Path(os.environ.get("NER_SHARED_DATA", "../shared/data")),
                         help="local data mirror for --repro")
+    parser.add_argument("--revision", help="also benchmark this git revision (a temporary worktree), for speed-ups")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile training steps: milliseconds per step by layer (TensorFlow profiler)")
+    parser.add_argument("--no-book", action="store_true", help="leave out the book chapter's model")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, args.batch_size, args.epochs)))
+        print(json.dumps(measure(args.one, args.batch_size, args.epochs, args.profile)))
         return
 
     params = load_params()
@@ -206,11 +285,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--models: {', '.join(unknown)} not in params.yaml's models ({', '.join(params.models)})")
     batch = params.train.batch_size
     with_chars = [name for name in models if params.tagger(name).char_encoder != "none"]
-    runs = [(name, batch) for name in models] + [(BOOK, batch)]
+    runs = [(name, batch) for name in models] + ([] if args.no_book else [(BOOK, batch)])
     runs += [(name, size) for name in with_chars for size in args.large_batches]
-    results = [run_isolated(name, size, args.epochs) for name, size in runs]
+    with revision_tree(args.revision) if args.revision else nullcontext((None, None)) as (tree, commit):
+        results, old_results = [], []
+        for name, size in runs:
+            results.append(run_isolated(name, size, args.epochs, profile=args.profile))
+            if tree is not None and name != BOOK:  # the book's model is not the project's code
+                old_results.append(run_isolated(name, size, args.epochs, tree, args.profile))
     by_key = {(r["model"], r["batch_size"]): r for r in results}
-    book = by_key[(BOOK, batch)]
+    book = by_key.get((BOOK, batch))
     report = {
         "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "machine": machine(),
@@ -219,10 +303,16 @@ def main(argv: list[str] | None = None) -> None:
                      "book": {"padded_length": BOOK_LENGTH, "embedding": BOOK_EMBEDDING, "cell": "SimpleRNN",
                               "units": BOOK_UNITS, "decoder": "softmax", "bidirectional": False}},
         "results": results,
-        "ratios_to_book": {name: {key: round(by_key[name, batch][key] / book[key], 2) for key in
-                                  ["train_sentences_per_second", "inference_sentences_per_second",
-                                   "latency_ms_p50", "peak_memory_mib"]} for name in models},
     }
+    if book:
+        report["ratios_to_book"] = {name: {key: round(by_key[name, batch][key] / book[key], 2) for key in
+                                           ["train_sentences_per_second", "inference_sentences_per_second",
+                                            "latency_ms_p50", "peak_memory_mib"]} for name in models}
+    if old_results:
+        report["revision"] = {"revision": args.revision, "commit": commit, "results": old_results}
+        report["speedups_over_revision"] = {f"{old['model']}@{old['batch_size']}":
+                                            speedups(by_key[old["model"], old["batch_size"]], old)
+                                            for old in old_results}
     if args.repro:
         report["full_repro"] = time_full_repro(args.source)
     write_json_atomic(BENCHMARK_FILE, report)

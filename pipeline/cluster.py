@@ -39,15 +39,18 @@ def connect(settings: ClusterParams) -> Cluster:
     """Start local Ray, or join the cluster at RAY_ADDRESS."""
     address = os.environ.get("RAY_ADDRESS")
     common = dict(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    # TensorFlow's start-up notices (oneDNN, CPU features) from every worker would bury the progress lines
+    quiet = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
     try:
         if address:
             import pipeline
             # the workers of a remote cluster get this package (their environment has the requirements)
             ray.init(address=address, runtime_env={"py_modules": [str(Path(pipeline.__file__).parent)],
-                                                   "excludes": ["__pycache__"]}, **common)
+                                                   "excludes": ["__pycache__"], **quiet}, **common)
         else:
             # "local": a Ray of this process's own, even where `ray start` left one running
-            ray.init(address="local", num_cpus=settings.local_cpus or os.cpu_count() or 1, **common)
+            ray.init(address="local", num_cpus=settings.local_cpus or os.cpu_count() or 1, runtime_env=quiet,
+                     **common)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise PipelineError(f"RAY_ADDRESS={address}: cannot join the Ray cluster ({error})" if address
                             else f"cannot start local Ray ({error})") from None

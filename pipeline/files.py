@@ -33,10 +33,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             pending.append((Path(temp), path))
     except BaseException as error:
         Path(temp).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno in NO_ROOM:
-            raise PipelineError(f"{path}: {NO_ROOM[error.errno]} writing {len(data) / 1e6:.1f} MB; nothing of this "
-                                "step was replaced; free some space and run it again") from None
+        raise_if_no_room(error, path, f"writing {len(data) / 1e6:.1f} MB")
         raise
+
+
+def raise_if_no_room(error: BaseException, path: str | os.PathLike, doing: str) -> None:
+    """A full disk (or quota, or file size limit) as one line naming the file; other errors pass."""
+    if isinstance(error, OSError) and error.errno in NO_ROOM:
+        raise PipelineError(f"{path}: {NO_ROOM[error.errno]} {doing}; nothing of this step was replaced; free some "
+                            "space and run it again") from None
 
 
 @contextmanager

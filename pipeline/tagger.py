@@ -9,6 +9,7 @@ tagger.keras) or an MLflow model URI (`runs:/<id>/tagger`, `models:/ner-char-cnn
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,10 +85,16 @@ class Tagger:
         import keras
 
         from pipeline import model as _custom_layers  # noqa: F401  (registers the custom layers)
+        if not zipfile.is_zipfile(tagger_file):  # Keras would say "File not found" for a file that exists
+            raise PipelineError(f"{tagger_file}: not a complete .keras file (truncated or corrupt); train it again "
+                                "(dvc repro) or fetch it again (dvc pull)")
         try:
             return cls(keras.saving.load_model(tagger_file), str(tagger_file))
-        except (OSError, ValueError) as error:
-            raise PipelineError(f"{tagger_file}: not a trained tagger ({error})") from None
+        except (OSError, ValueError, TypeError, zipfile.BadZipFile) as error:
+            # TypeError/ValueError: also what Keras raises for a file whose layers have changed since
+            cause = str(error).strip().splitlines()[-1].removeprefix("Exception encountered: ")  # Keras nests them
+            raise PipelineError(f"{tagger_file}: this version cannot load it as a tagger ({cause}); a tagger saved "
+                                "by another version of the project must be trained again (dvc repro)") from None
 
     def tag_tokens(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
         """Tags for pre-tokenized sentences: every token of every sentence (no truncation), in

@@ -8,12 +8,14 @@ benchmark read.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.files import raise_if_no_room, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipeline.layout import seed_folder
 
 TAGGER_FILE = "tagger.keras"
@@ -38,7 +40,11 @@ def keras_file_bytes(keras_tagger) -> bytes:
     """The tagger as the bytes of its .keras file (how a training worker sends it to the driver)."""
     with tempfile.TemporaryDirectory() as temp:
         path = Path(temp) / TAGGER_FILE
-        keras_tagger.save(path)
+        try:
+            keras_tagger.save(path)
+        except OSError as error:
+            raise_if_no_room(error, path, "saving the trained tagger")
+            raise
         return path.read_bytes()
 
 
@@ -46,12 +52,13 @@ def save_trained(folder: Path, tagger_file: bytes, history: list[dict], summary:
     """Write a seed folder (inside a staging folder that the caller renames into place); return
     the tagger's file."""
     folder.mkdir(parents=True)
-    (folder / TAGGER_FILE).write_bytes(tagger_file)
-    with open(folder / HISTORY_FILE, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_bytes_atomic(folder / TAGGER_FILE, tagger_file)  # a full disk: one line naming the file
+    rows = io.StringIO()
+    writer = csv.DictWriter(rows, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(folder / HISTORY_FILE, rows.getvalue())
+    write_json_atomic(folder / SUMMARY_FILE, summary)
     return folder / TAGGER_FILE
 
 

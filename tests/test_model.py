@@ -1,7 +1,9 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from pipeline.bilstm import FusedBiLSTM
 from pipeline.char_vocab import build_char_vocab
 from pipeline.errors import PipelineError
 from pipeline.model import CASINGS, CharBiLSTM, CharCNN, build_encoder, build_network, build_tagger, pad_batch
@@ -169,9 +171,19 @@ def test_a_loss_that_stops_being_finite_stops_the_training_with_the_setting_name
         train_tagger("baseline", params, 7, sentences, sentences, vocabulary)
 
 
-def test_the_recurrent_layers_keep_the_cudnn_conditions():
+def test_on_a_cpu_the_lstms_run_on_the_fused_kernel():
+    spec = TaggerParams.model_validate({**PARAMS.model.model_dump(), "char_encoder": "lstm"})
+    network = build_network(100, 50, 9, spec, None)
+    fused = [layer.name for layer in network._flatten_layers() if isinstance(layer, FusedBiLSTM)]
+    assert sorted(fused) == ["bidirectional", "char_bilstm"]
+
+
+def test_on_a_gpu_the_recurrent_layers_keep_the_cudnn_conditions(monkeypatch):
     """On a GPU, Keras runs an LSTM/GRU with cuDNN only with its default activations, no recurrent
     dropout, no unrolling and a bias (GRU: reset_after); a change here would silently cost GPU users."""
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
     spec = TaggerParams.model_validate({**PARAMS.model.model_dump(), "char_encoder": "lstm"})
     network = build_network(100, 50, 9, spec, None)
     recurrent = [layer for layer in network._flatten_layers() if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]

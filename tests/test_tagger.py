@@ -59,8 +59,30 @@ def test_load_errors(tmp_path):
     with pytest.raises(PipelineError, match="no such model folder"):
         Tagger.load(tmp_path / "missing")
     (tmp_path / "tagger.keras").write_text("not a model")
-    with pytest.raises(PipelineError, match="tagger.keras: not a trained tagger"):
+    with pytest.raises(PipelineError, match="tagger.keras: not a complete .keras file"):
         Tagger.load(tmp_path)
+
+
+def test_a_truncated_tagger_file_is_named_as_truncated_not_missing(saved_tagger, tmp_path):
+    whole = (saved_tagger / "tagger.keras").read_bytes()
+    (tmp_path / "tagger.keras").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(PipelineError, match=r"tagger.keras: not a complete .keras file \(truncated or corrupt\)"):
+        Tagger.load(tmp_path)
+
+
+def test_a_tagger_saved_by_another_version_asks_for_retraining(saved_tagger, tmp_path):
+    """A layer argument renamed since the file was saved (as a newer version might): one line, no TypeError."""
+    import zipfile
+    with zipfile.ZipFile(saved_tagger / "tagger.keras") as source, \
+            zipfile.ZipFile(tmp_path / "tagger.keras", "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                data = data.replace(b'"filters"', b'"n_filters"')
+            target.writestr(item, data)
+    with pytest.raises(PipelineError, match="this version cannot load it as a tagger .* must be trained again") as error:
+        Tagger.load(tmp_path)
+    assert "\n" not in str(error.value) and "missing 1 required positional argument: 'filters'" in str(error.value)
 
 
 def run_predict(args, capsys, stdin=None, monkeypatch=None):
