@@ -9,7 +9,7 @@ from pipeline.breakdown import break_down
 from pipeline.corpus import available_splits, read_split
 from pipeline.errors import exits_cleanly
 from pipeline.evaluation import evaluate, rounded
-from pipeline.files import write_json_atomic, write_text_atomic
+from pipeline.files import all_or_none, write_json_atomic, write_text_atomic
 from pipeline.layout import COMPARISON_FILE, EXAMPLES_FILE, METRICS_FILE, split_file
 from pipeline.lexicon import Lexicon
 from pipeline.params import SPLITS, load_params
@@ -33,11 +33,12 @@ def main() -> None:
     lexicon = Lexicon.of_run(read_split("train"), vocabulary.words, vocabulary.word_vectors, params.vocab.lowercase)
     breakdown = break_down(result, data, lexicon, params.evaluate)
     result.metrics["breakdown"] = rounded({"word_categories": list(breakdown.categories), **breakdown.metrics})
-    write_json_atomic(METRICS_FILE, result.metrics)
-    write_plot_data(result)
-    figures = make_figures(result)
-    write_text_atomic(COMPARISON_FILE, comparison_markdown(result))
-    write_text_atomic(EXAMPLES_FILE, examples_markdown(breakdown.examples))
+    with all_or_none():  # the reports describe one evaluation: a failure (a full disk) leaves the previous set
+        write_json_atomic(METRICS_FILE, result.metrics)
+        write_plot_data(result)
+        figures = make_figures(result)
+        write_text_atomic(COMPARISON_FILE, comparison_markdown(result))
+        write_text_atomic(EXAMPLES_FILE, examples_markdown(breakdown.examples))
     tracking.log_evaluation(result, figures, [METRICS_FILE, COMPARISON_FILE, EXAMPLES_FILE], params.data)
 
 

@@ -5,6 +5,8 @@ The taggers are data: `models` names each variant and what it changes from the s
 section (at least its char encoder), and `compare` lists the pairs whose gain is reported."""
 from __future__ import annotations
 
+import re
+
 import os
 import warnings
 from pathlib import Path
@@ -185,20 +187,28 @@ def check_word_vectors(tagger: ModelParams, vocab: VocabParams, prefix: str) -> 
                              "and the char encoder)")
 
 
+INTERNAL_LOC = re.compile(r"function-|constrained-|literal\[")  # pydantic's own parts of an error's location
+
+
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PipelineError(f"{path}: file not found") from None
+    except yaml.MarkedYAMLError as error:  # one line: where, and what the parser expected
+        mark = error.problem_mark
+        raise PipelineError(f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {error.problem}"
+                            + (f" ({error.context})" if error.context else "")) from None
     except yaml.YAMLError as error:
-        raise PipelineError(f"{path}: not valid YAML: {error}") from None
+        raise PipelineError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     try:
         return Params.model_validate(raw or {})
     except ValidationError as error:
-        problems = []
+        problems: dict[str, list[str]] = {}
         for item in error.errors():
-            # drop pydantic's internal names (e.g. a validator's) and keep the params key
-            key = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}: {message}" if key else message)
-        raise PipelineError(f"{path}: " + "; ".join(problems)) from None
+            # drop pydantic's internal names (a validator's, a union branch's) and keep the params key;
+            # a value that fits no branch of a union gets one problem listing what each branch wanted
+            key = ".".join(str(part) for part in item["loc"] if not INTERNAL_LOC.match(str(part)))
+            problems.setdefault(key, []).append(item["msg"].removeprefix("Value error, "))
+        raise PipelineError(f"{path}: " + "; ".join(f"{key}: {' or '.join(messages)}" if key else " or ".join(messages)
+                                                     for key, messages in problems.items())) from None

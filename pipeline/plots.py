@@ -1,6 +1,7 @@
 """Figures for the evaluate stage (PNG, for MLflow and `dvc plots show`)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -11,14 +12,17 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from pipeline.evaluation import Evaluation, gain_key  # noqa: E402
+from pipeline.files import write_bytes_atomic  # noqa: E402
 from pipeline.layout import FIGURES_DIR  # noqa: E402
 
 
 def save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the figure as PNG through files.py: atomic, and inside all_or_none() part of its set."""
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=110)
     plt.close(figure)
+    write_bytes_atomic(path, png.getvalue())
     return path
 
 

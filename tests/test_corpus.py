@@ -31,30 +31,12 @@ def test_real_conll_sizes_match_the_published_counts(real_train, real_dev):
     assert (len(real_dev), sum(len(s.tokens) for s in real_dev)) == (3250, 51362)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("EU NNP B-NP B-ORG\nrejects VBZ O\n", "f.txt:2: expected 4 columns"),
-    ("EU\n", "f.txt:1: expected at least 2 columns"),
-    ("EU NNP B-NP B-ORG\n NNP B-NP O\n", "f.txt:2: empty token"),
-    ("EU NNP B-NP X-ORG\n", "f.txt:1: unknown tag 'X-ORG'"),
-    ("EU NNP B-NP B-\n", "f.txt:1: unknown tag 'B-'"),
-    ("EU NNP B-NP 0\n", "f.txt:1: unknown tag '0'"),
-])
-def test_malformed_input_names_file_and_line(text, message):
-    with pytest.raises(PipelineError, match=message):
-        parse(text)
-
-
 @pytest.mark.parametrize("text", ["", "-DOCSTART- -X- -X- O\n\n", "\ufeff\n\n"])
 def test_a_file_without_sentences_is_an_error(tmp_path, text):
     path = tmp_path / "f.txt"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(PipelineError, match="f.txt: no sentences found"):
         read_corpus(path)
-
-
-def test_non_utf8_bytes_name_the_line():
-    with pytest.raises(PipelineError, match=r"f.txt:2: not valid UTF-8"):
-        parse(b"EU B-ORG\nM\xfcnchen B-LOC\n")
 
 
 def test_byte_order_marks_are_not_tokens():

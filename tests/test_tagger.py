@@ -135,30 +135,6 @@ def test_predict_reads_iob1_bioes_and_jsonl_gold_like_training_data(saved_tagger
     assert len(set(scores)) == 1  # the same gold entities, whatever the scheme or format
 
 
-@pytest.mark.parametrize("batch_size", ["0", "-1", "x"])
-def test_predict_rejects_a_bad_batch_size(saved_tagger, capsys, batch_size):
-    with pytest.raises(SystemExit) as exit_info:
-        predict(["--model", str(saved_tagger), "--batch-size", batch_size])
-    assert exit_info.value.code == 2 and "--batch-size: expected a positive integer" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty input (nothing to tag)"),
-    (b"  \n\n", "empty input (nothing to tag)"),
-    (b"fine line\nM\xfcnchen\n", ":2: not valid UTF-8"),
-    (b"Berlin NNP B-LOC\nAcme NNP B-COMPANY\n", ":2: tag 'B-COMPANY' does not occur in train"),
-    # no -DOCSTART-, a typo'd tag: still read as CoNLL (from its columns), and the typo is named
-    (b"CRICKET NNP B-NP O\nLEICESTERSHIRE NNP B-NP 0\nTAKE NNP I-NP O\n", ":2: unknown tag '0'"),
-    (b'{"tokens": ["EU"], "tags": ["B-ORG"]}\n{"tokens": ["a"]}\n', ":2: expected an object with string lists"),
-])
-def test_predict_input_errors_are_clear(saved_tagger, tmp_path, capsys, content, message):
-    path = tmp_path / "input.txt"
-    path.write_bytes(content)
-    code, out, err = run_predict(["--model", str(saved_tagger), "--input", str(path)], capsys)
-    assert code == 1 and out == ""
-    assert err.startswith("error: ") and message in err
-
-
 def test_predict_with_a_folder_that_is_not_a_model(tmp_path, capsys):
     (tmp_path / "in.txt").write_text("Peter lives in Berlin.\n")
     code, _, err = run_predict(["--model", str(tmp_path), "--input", str(tmp_path / "in.txt")], capsys)

@@ -1,0 +1,52 @@
+"""Writes that leave whole files or none: the evaluate stage's set of reports and a trained
+pair's folder, under a failure in the middle and a real refused write (RLIMIT_FSIZE)."""
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import matplotlib.pyplot as plt
+import pytest
+
+from pipeline.files import all_or_none, write_json_atomic
+from pipeline.plots import save
+from tests.conftest import REPO_ROOT
+
+
+def test_a_set_of_reports_that_fails_midway_leaves_the_previous_set(tmp_path):
+    metrics, figure_path = tmp_path / "metrics.json", tmp_path / "figures" / "gains.png"
+    write_json_atomic(metrics, {"f1": 1})
+    figure_path.parent.mkdir()
+    figure_path.write_bytes(b"old figure")
+    with pytest.raises(RuntimeError, match="disk gone"):
+        with all_or_none():
+            write_json_atomic(metrics, {"f1": 2})
+            save(plt.figure(), figure_path)
+            raise RuntimeError("disk gone")  # say, the next report's write
+    assert json.loads(metrics.read_text()) == {"f1": 1} and figure_path.read_bytes() == b"old figure"
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["figures", "gains.png", "metrics.json"]
+    with all_or_none():
+        save(plt.figure(), figure_path)
+    assert figure_path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_full_disk_while_a_trained_pair_is_written_is_one_line_naming_the_file(tmp_path):
+    """The kernel refuses writes past 100 kB (RLIMIT_FSIZE), as a full disk would."""
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+
+    script = ("from pathlib import Path\n"
+              "from pipeline.errors import exits_cleanly\n"
+              "from pipeline.trained import save_trained\n"
+              f"exits_cleanly(save_trained)(Path({str(tmp_path / 'pair')!r}), bytes(1_000_000),"
+              " [{'epoch': 1, 'train_loss': 1.0, 'dev_f1': 50.0, 'seconds': 1.0}], {'model': 'baseline'})\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            preexec_fn=limit_file_size, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'pair' / 'tagger.keras'}: file too large for the limits set on this process writing "
+        "1.0 MB; nothing of this step was replaced; free some space and run it again"]
+    assert list((tmp_path / "pair").iterdir()) == []  # no temporary file left
