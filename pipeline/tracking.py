@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 DESCRIPTION = "mlflow.note.content"  # the experiment's and each run's description (markdown)
 SAVED_VIEW = "char-gain"  # the runs view with the scores as columns: ?viewStateShareKey=char-gain
 SAVED_VIEW_TAG = "mlflow.sharedViewState."
+HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"  # the process writing a run: closed if it dies mid-run
 SUMMARY_TAG = "summary_run"  # on each seed run: the id of the summary run of its last evaluation
 # MLflow 3.17's UI opens on its GenAI pages unless the browser chose "Model training" (its sidebar
 # switch) or the URL says so: links into the UI carry this query
@@ -95,9 +97,38 @@ def start_experiment() -> str:
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
+    close_abandoned_runs(experiment_id)
     if DESCRIPTION not in mlflow.get_experiment(experiment_id).tags:
         describe_experiment(experiment_id, NOT_EVALUATED)
     return experiment_id
+
+
+def close_abandoned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the runs left RUNNING by a process of this machine that is gone (kill -9, a
+    crash, a power cut): a run can only end in its own process, so nothing else would end it.
+    Runs of other machines (a team server) and of live processes are left alone."""
+    client = mlflow.MlflowClient()
+    running = client.search_runs([experiment_id], max_results=1000, filter_string=(
+        f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"))
+    closed = []
+    for run in running:
+        pid = int(run.data.tags.get(PID_TAG) or 0)
+        if pid and not process_exists(pid):
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+            print(f"mlflow: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process {pid}, which is "
+                  "gone; marked KILLED", file=sys.stderr)
+    return closed
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
 
 
 def describe_experiment(experiment_id: str, answer: str) -> None:
@@ -142,8 +173,8 @@ def git_commit() -> str | None:
 
 
 def run_tags(stage: str) -> dict[str, str]:
-    """Tags linking a run to its code (git commit) and DVC stage/experiment."""
-    tags = {"dvc_stage": os.environ.get("DVC_STAGE") or stage}
+    """Tags linking a run to its code (git commit), DVC stage/experiment and the process writing it."""
+    tags = {"dvc_stage": os.environ.get("DVC_STAGE") or stage, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
     tags["dvc_experiment"] = os.environ.get("DVC_EXP_NAME") or "workspace"  # set by `dvc exp run`

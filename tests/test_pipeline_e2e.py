@@ -1,6 +1,7 @@
 """`dvc repro`, `dvc exp run --queue`, a parallel sweep through an MLflow server, predict and
 `mlflow models serve`, end to end in a temporary git repo: real CoNLL data (100 sentences per
 split), 3 epochs, 2 seeds."""
+import contextlib
 import csv
 import json
 import os
@@ -258,6 +259,59 @@ def test_a_killed_worker_is_retried_and_mlflow_gets_one_finished_run(repo, tmp_p
     assert json.loads((copy / "models/baseline/seed_1/summary.json").read_text())["mlflow_run_id"] == runs[0].info.run_id
     assert len(client.get_metric_history(runs[0].info.run_id, "val_f1")) == 6  # no epoch logged twice
     assert not list((copy / "models").glob(".*"))  # no staging folder left
+
+
+def test_kill_9_of_the_whole_repro_then_repro_again_loses_nothing_and_leaves_no_run_running(repo, tmp_path):
+    """`kill -9` of dvc repro's process group while the driver has a run open (it logs a finished
+    training): nothing can close that run then. The next `dvc repro` marks it KILLED, clears the
+    staging folder and ends with every pair trained and logged once."""
+    repo, _ = repo
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"cluster.local_cpus": 1})  # one at a time
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        env.pop(name, None)
+    store = f"sqlite:///{copy / 'mlflow.db'}"
+    repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train"], cwd=copy, env=env, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not running_runs(store):
+            assert repro.poll() is None and time.monotonic() < deadline, "the repro ended before any run opened"
+            time.sleep(0.2)
+        family = psutil.Process(repro.pid).children(recursive=True)  # local Ray may start its own sessions
+        os.killpg(repro.pid, signal.SIGKILL)
+        for process in family:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        repro.wait(timeout=60)
+    finally:
+        if repro.poll() is None:
+            os.killpg(repro.pid, signal.SIGKILL)
+    orphans = running_runs(store)
+    assert len(orphans) == 1  # what kill -9 leaves: the run the driver had open
+
+    again = run([sys.executable, "-m", "dvc", "repro", "train"], copy)
+    assert "was left RUNNING by process" in again.stderr and "marked KILLED" in again.stderr
+    client = mlflow.MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED", "KILLED"]
+    assert [r.info.run_id for r in runs if r.info.status == "KILLED"] == orphans
+    for seed in SEEDS:
+        summary = json.loads((copy / f"models/baseline/seed_{seed}/summary.json").read_text())
+        assert client.get_run(summary["mlflow_run_id"]).info.status == "FINISHED"
+    assert not list((copy / "models").glob(".*"))  # no staging folder left
+    assert run([sys.executable, "-m", "dvc", "status", "train"], copy).stdout.strip() == \
+        "Data and pipelines are up to date."
+
+
+def running_runs(store: str) -> list[str]:
+    if not Path(store.removeprefix("sqlite:///")).exists():
+        return []
+    client = mlflow.MlflowClient(store)
+    experiment = client.get_experiment_by_name("ner-char-embeddings")
+    if experiment is None:
+        return []
+    return [r.info.run_id for r in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")]
 
 
 def test_train_with_the_tracking_server_down_fails_at_once_and_keeps_the_models(repo):

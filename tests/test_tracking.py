@@ -1,3 +1,5 @@
+import os
+
 import mlflow
 
 from pipeline import tracking
@@ -33,3 +35,27 @@ def test_new_local_experiment_keeps_artifacts_in_the_repo(tmp_path, monkeypatch)
     experiment_id = tracking.start_experiment()
     location = mlflow.get_experiment(experiment_id).artifact_location
     assert location == (tmp_path / "mlartifacts").as_uri()
+
+
+def test_runs_left_running_by_a_dead_process_of_this_machine_are_closed_as_killed(tmp_path, monkeypatch):
+    """What `kill -9` leaves: a RUNNING run whose process is gone. Runs of live processes and of
+    other machines (teammates on a shared server) stay as they are."""
+    import socket
+    import subprocess
+    import sys
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    experiment_id = tracking.start_experiment()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    runs = {label: client.create_run(experiment_id, tags={tracking.HOST_TAG: where, tracking.PID_TAG: pid}).info.run_id
+            for label, where, pid in [("killed", host, gone.stdout.strip()), ("alive", host, str(os.getpid())),
+                                      ("teammate", "another-host", gone.stdout.strip())]}
+    finished = client.create_run(experiment_id, tags={tracking.HOST_TAG: host, tracking.PID_TAG: gone.stdout.strip()})
+    client.set_terminated(finished.info.run_id, "FINISHED")
+    tracking.start_experiment()  # what the next stage to run does first
+    status = {label: client.get_run(run_id).info.status for label, run_id in runs.items()}
+    assert status == {"killed": "KILLED", "alive": "RUNNING", "teammate": "RUNNING"}
+    assert client.get_run(finished.info.run_id).info.status == "FINISHED"
+    assert tracking.run_tags("train")[tracking.PID_TAG] == str(os.getpid())
