@@ -158,6 +158,8 @@ def layer_of(operation: str, kind: str) -> str:
         return "input pipeline (tf.data, token encoder)"
     if "adam" in operation.lower():
         return "optimizer"
+    if "compile_loss/" in operation:  # the loss: the CRF's sequence likelihood, or cross-entropy
+        return "loss (crf)" if "crf" in operation else "loss"
     found = re.search(r"trainer(?:_\d+)?/([A-Za-z_]+?)(?:_\d+)?/", operation)
     return found.group(1) if found else "other"
 
@@ -209,6 +211,7 @@ def revision_tree(revision: str):
                 target = tree / "data" / part
                 if target.exists():
                     shutil.rmtree(target)
+                target.parent.mkdir(exist_ok=True)
                 target.symlink_to(Path("data", part).resolve())
             yield tree, commit.stdout.strip()
         finally:
