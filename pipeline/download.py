@@ -23,12 +23,13 @@ from pipeline.datasets import DATASETS, is_url
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import RAW_DIR, resolve_local
-from pipeline.params import DataParams, load_params
+from pipeline.params import DataParams, env_seconds, load_params
 
 CHUNK = 1 << 16
 # (connect, read) seconds: a server that accepts the connection and then sends nothing for 20 s is
-# given up on after one more try, rather than after minutes
+# given up on after one more try, rather than after minutes; NER_DOWNLOAD_TIMEOUT=connect,read changes them
 TIMEOUT = (10, 20)
+TIMEOUT_ENV = "NER_DOWNLOAD_TIMEOUT"
 READ_RETRIES = 1
 
 
@@ -147,7 +148,7 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
 @exits_cleanly
 def main() -> None:
     params = load_params()
-    download(params.data)
+    download(params.data, timeout=env_seconds(TIMEOUT_ENV, TIMEOUT))
 
 
 if __name__ == "__main__":

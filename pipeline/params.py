@@ -5,9 +5,9 @@ The taggers are data: `models` names each variant and what it changes from the s
 section (at least its char encoder), and `compare` lists the pairs whose gain is reported."""
 from __future__ import annotations
 
-import re
-
+import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -212,3 +212,19 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
             problems.setdefault(key, []).append(item["msg"].removeprefix("Value error, "))
         raise PipelineError(f"{path}: " + "; ".join(f"{key}: {' or '.join(messages)}" if key else " or ".join(messages)
                                                      for key, messages in problems.items())) from None
+
+
+def env_seconds(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """Network timeouts from the environment (README, Failure modes): NAME=seconds, or for
+    (connect, read) pairs NAME=connect,read; unset: `default`."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != len(default) or not all(math.isfinite(value) and value > 0 for value in values):
+        raise PipelineError(f"{name}={text!r}: expected {len(default)} positive number(s) of seconds, "
+                            f"comma-separated (default {','.join(f'{value:g}' for value in default)})")
+    return values

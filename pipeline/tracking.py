@@ -7,6 +7,8 @@ Each tagger is logged once, as a pyfunc model named `tagger` (raw text in; token
 entity spans out) whose artifacts hold the Keras file."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
@@ -29,7 +31,7 @@ from pipeline.datasets import DATASETS, is_url
 from pipeline.errors import PipelineError
 from pipeline.evaluation import CHAR_GAIN, HEADLINE, Evaluation, gain_key
 from pipeline.layout import MANIFEST_FILE, project_root
-from pipeline.params import DataParams, Params
+from pipeline.params import DataParams, Params, env_seconds
 from pipeline.report import format_p, headline_markdown
 
 EXPERIMENT = "ner-char-embeddings"
@@ -40,6 +42,7 @@ DESCRIPTION = "mlflow.note.content"  # the experiment's and each run's descripti
 SAVED_VIEW = "char-gain"  # the runs view with the scores as columns: ?viewStateShareKey=char-gain
 SAVED_VIEW_TAG = "mlflow.sharedViewState."
 HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"  # the process writing a run: closed if it dies mid-run
+HEALTH_TIMEOUT_ENV = "NER_TRACKING_TIMEOUT"  # seconds the health check of a tracking server waits (10)
 SUMMARY_TAG = "summary_run"  # on each seed run: the id of the summary run of its last evaluation
 # MLflow 3.17's UI opens on its GenAI pages unless the browser chose "Model training" (its sidebar
 # switch) or the URL says so: links into the UI carry this query
@@ -157,7 +160,7 @@ def check_server(uri: str) -> None:
     retry for minutes before its traceback)."""
     if uri.startswith(("http://", "https://")):
         try:
-            requests.get(uri.rstrip("/") + "/health", timeout=10)
+            requests.get(uri.rstrip("/") + "/health", timeout=env_seconds(HEALTH_TIMEOUT_ENV, (10,))[0])
         except requests.RequestException as error:
             raise PipelineError(f"MLFLOW_TRACKING_URI={uri}: the tracking server does not answer "
                                 f"({type(error).__name__}); start it, or unset MLFLOW_TRACKING_URI to use the "
@@ -227,20 +230,24 @@ def log_training_result(best_epoch: int, seconds: float) -> None:
     mlflow.log_metrics({"best_epoch": best_epoch, "train_seconds": seconds})
 
 
-class TaggerModel(mlflow.pyfunc.PythonModel):
-    """The tagger as an MLflow pyfunc model: a column `text` of raw sentences in; per sentence the
-    tokens, tags and entity spans out (the Python API's structures). Served with
-    `mlflow models serve -m <uri> --env-manager local`."""
+# MLflow warns on stderr, as it creates the class, that `predict` has no type hints (it turns the
+# warning filter back on for that), on every command that imports this module: the signature is
+# inferred from examples instead (log_tagger), so the notice is noise
+with contextlib.redirect_stderr(io.StringIO()):
+    class TaggerModel(mlflow.pyfunc.PythonModel):
+        """The tagger as an MLflow pyfunc model: a column `text` of raw sentences in; per sentence the
+        tokens, tags and entity spans out (the Python API's structures). Served with
+        `mlflow models serve -m <uri> --env-manager local`."""
 
-    def load_context(self, context):
-        from pipeline.tagger import Tagger
-        self.tagger = Tagger.from_file(context.artifacts["tagger"])
+        def load_context(self, context):
+            from pipeline.tagger import Tagger
+            self.tagger = Tagger.from_file(context.artifacts["tagger"])
 
-    def predict(self, context, model_input, params=None):
-        texts = model_input["text"].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
-        # a missing value (None, NaN) is no text: it comes back skipped, not tagged as the word "nan"
-        return [result.to_dict() for result in self.tagger.tag(["" if is_missing(text) else str(text)
-                                                                 for text in texts])]
+        def predict(self, context, model_input, params=None):
+            texts = model_input["text"].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
+            # a missing value (None, NaN) is no text: it comes back skipped, not tagged as the word "nan"
+            return [result.to_dict() for result in self.tagger.tag(["" if is_missing(text) else str(text)
+                                                                     for text in texts])]
 
 
 def is_missing(value) -> bool:

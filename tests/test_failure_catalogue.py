@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +27,7 @@ from tests.conftest import REPO_ROOT, free_port
 
 # TensorFlow's C++ start-up notices (oneDNN, CPU features), printed by its import whatever the command
 TENSORFLOW_NOTICE = re.compile(r"WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} \d\d:\d\d:\d\d")
+DEAD_SERVER = f"http://127.0.0.1:{free_port()}"  # nobody listens there
 GOOD_CONLL = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n\n" \
              "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\nin IN B-PP O\nBerlin NNP B-NP B-LOC\n"
 
@@ -38,6 +39,7 @@ class Case:
     setup: Callable[[Path], None]  # breaks something in the project folder
     message: str  # the error line, from "error: " on; may use {project}
     code: int = 1
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def params_case(name: str, change: Callable[[dict], object], message: str) -> Case:
@@ -182,6 +184,14 @@ CASES = [
          "argument --batch-size: expected a positive integer, got '0'", code=2),
     Case("predict: negative batch size", ["pipeline.predict", "--model", "models/tiny", "--batch-size", "-1"],
          nothing, "argument --batch-size: expected a positive integer, got '-1'", code=2),
+    Case("network: a bad download timeout", ["pipeline.download"], nothing,
+         "NER_DOWNLOAD_TIMEOUT='20s': expected 2 positive number(s) of seconds, comma-separated (default 10,20)",
+         env={"NER_DOWNLOAD_TIMEOUT": "20s"}),
+    Case("network: a zero health-check timeout", ["pipeline.predict", "--model", "runs:/0123/tagger", "--input", "input.txt"], nothing,
+         "NER_TRACKING_TIMEOUT='0': expected 1 positive number(s) of seconds", env={"NER_TRACKING_TIMEOUT": "0"}),
+    Case("network: the tracking server is down", ["pipeline.predict", "--model", "runs:/0123/tagger", "--input", "input.txt"], nothing,
+         f"MLFLOW_TRACKING_URI={DEAD_SERVER}: the tracking server does not answer (ConnectionError); start it, or "
+         "unset MLFLOW_TRACKING_URI to use the local store"),
     model_case("no such folder", lambda project: shutil.rmtree(project / "models"), "models/tiny: no such model folder"),
     model_case("folder without a tagger", remove_tagger, "models/tiny: not a trained model folder"),
     model_case("truncated tagger file", truncate_tagger,
@@ -219,9 +229,9 @@ def base_project(tmp_path_factory) -> Path:
     return project
 
 
-def run(project: Path, command: list[str]) -> subprocess.CompletedProcess:
+def run(project: Path, command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1",  # CI does not install it
-           "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}  # no stage here may need a server
+           "MLFLOW_TRACKING_URI": DEAD_SERVER, **(env or {})}  # no stage here may need a server
     return subprocess.run([sys.executable, "-m", *command], cwd=project, capture_output=True, text=True, env=env,
                           timeout=300)
 
@@ -239,7 +249,7 @@ def test_failure(case: Case, base_project, tmp_path):
                                                                                         str(project)))
     case.setup(project)
     before = snapshot(project)
-    done = run(project, case.command)
+    done = run(project, case.command, case.env)
     lines = [line for line in done.stderr.splitlines() if line.strip() and not TENSORFLOW_NOTICE.match(line)]
     assert done.returncode == case.code, done.stderr[-2000:]
     assert done.stdout == ""
