@@ -137,11 +137,23 @@ def process_exists(pid: int) -> bool:
 def describe_experiment(experiment_id: str, answer: str) -> None:
     """Mark the experiment as model training and describe it, the latest answer first (the line the
     UI shows above the runs)."""
-    client = mlflow.MlflowClient()
-    client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
+    set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
     view_link = f"#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}&viewStateShareKey={SAVED_VIEW}"
-    client.set_experiment_tag(experiment_id, DESCRIPTION,
-                              EXPERIMENT_DESCRIPTION.format(answer=answer, view_link=view_link))
+    set_experiment_tag(experiment_id, DESCRIPTION, EXPERIMENT_DESCRIPTION.format(answer=answer, view_link=view_link))
+
+
+def set_experiment_tag(experiment_id: str, key: str, value: str) -> None:
+    """MLflow's set_experiment_tag, safe when parallel stages (a sweep) set the same new tag at once:
+    on a SQL store the slower one's insert fails on the tag's key, and once the tag exists a second
+    try updates it."""
+    client = mlflow.MlflowClient()
+    try:
+        client.set_experiment_tag(experiment_id, key, value)
+    except MlflowException as error:
+        if not any(sign in str(error) for sign in ("UniqueViolation", "UNIQUE constraint", "Duplicate entry",
+                                                   "duplicate key")):
+            raise
+        client.set_experiment_tag(experiment_id, key, value)
 
 
 def answer_line(evaluation: Evaluation) -> str:
@@ -371,7 +383,7 @@ def save_runs_view(experiment_id: str, evaluation: Evaluation) -> None:
     state = {"selectedColumns": columns}
     now = int(time.time() * 1000)
     envelope = {"name": "What the characters add", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
-    mlflow.MlflowClient().set_experiment_tag(experiment_id, SAVED_VIEW_TAG + SAVED_VIEW, json.dumps(envelope))
+    set_experiment_tag(experiment_id, SAVED_VIEW_TAG + SAVED_VIEW, json.dumps(envelope))
 
 
 def set_aliases(evaluation: Evaluation, runs: dict[tuple[str, int], mlflow.entities.Run], summary_link: str) -> None:

@@ -1,6 +1,7 @@
 import os
 
 import mlflow
+import pytest
 
 from pipeline import tracking
 
@@ -59,3 +60,30 @@ def test_runs_left_running_by_a_dead_process_of_this_machine_are_closed_as_kille
     assert status == {"killed": "KILLED", "alive": "RUNNING", "teammate": "RUNNING"}
     assert client.get_run(finished.info.run_id).info.status == "FINISHED"
     assert tracking.run_tags("train")[tracking.PID_TAG] == str(os.getpid())
+
+
+def test_a_tag_that_a_parallel_stage_created_in_between_is_set_anyway(tmp_path, monkeypatch):
+    """A sweep's stages describe the experiment at once; on PostgreSQL the slower one's insert of the
+    same new tag fails with a unique violation (seen in the e2e sweep). The second try updates it."""
+    from mlflow.exceptions import MlflowException
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    experiment_id = tracking.start_experiment()
+    real, calls = mlflow.MlflowClient.set_experiment_tag, []
+
+    def other_stage_first(self, experiment, key, value):
+        calls.append(key)
+        if len(calls) == 1:
+            real(self, experiment, key, "the other stage's value")
+            raise MlflowException('BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates '
+                                  'unique constraint "experiment_tag_pk"')
+        return real(self, experiment, key, value)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_experiment_tag", other_stage_first)
+    tracking.set_experiment_tag(experiment_id, "some.tag", "ours")
+    assert calls == ["some.tag", "some.tag"]
+    assert mlflow.get_experiment(experiment_id).tags["some.tag"] == "ours"
+    monkeypatch.setattr(mlflow.MlflowClient, "set_experiment_tag", lambda *args: (_ for _ in ()).throw(
+        MlflowException("RESOURCE_DOES_NOT_EXIST: no experiment")))
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):  # other errors are not retried
+        tracking.set_experiment_tag(experiment_id, "some.tag", "ours")
