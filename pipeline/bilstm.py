@@ -27,6 +27,9 @@ def _lstm(inputs, kernel, recurrent_kernel, bias):
     BlockLSTM rather than BlockLSTMV2 (which has Keras' gate order): TensorFlow registers V1's
     gradient for V2 too, so V2's gradients come out wrong (checked against finite differences)."""
     units = recurrent_kernel.shape[0]
+    if inputs.shape[-1] % 2:  # BlockLSTM takes a slow path when batch and input sizes are both odd
+        inputs = tf.pad(inputs, [[0, 0], [0, 0], [0, 1]])
+        kernel = tf.pad(kernel, [[0, 1], [0, 0]])
     zeros = tf.zeros(tf.stack([tf.shape(inputs)[1], units]), inputs.dtype)
     no_peephole = tf.zeros([units], inputs.dtype)
     outputs = tf.raw_ops.BlockLSTM(

@@ -161,6 +161,27 @@ def to_iob2(tags: list[str]) -> list[str]:
     return converted
 
 
+def to_bioes(tags: list[str]) -> list[str]:
+    """IOB2 tags -> BIOES with the same entities: S- a single-token entity, E- an entity's last token."""
+    following = [*tags[1:], "O"]
+    converted = []
+    for tag, after in zip(tags, following):
+        continues = after == f"I-{tag[2:]}"
+        if tag.startswith("B-") and not continues:
+            tag = f"S-{tag[2:]}"
+        elif tag.startswith("I-") and not continues:
+            tag = f"E-{tag[2:]}"
+        converted.append(tag)
+    return converted
+
+
+def in_scheme(sentences: list[Sentence], scheme: str) -> list[Sentence]:
+    """IOB2 sentences with their tags in `scheme` (iob2: unchanged; bioes)."""
+    if scheme == "iob2":
+        return sentences
+    return [Sentence(s.tokens, to_bioes(s.tags), s.line, s.token_per_line) for s in sentences]
+
+
 def read_tagged(path: str | os.PathLike, input_format: str = "conll", name: str | None = None) -> list[Sentence]:
     """Every sentence of a file in `input_format`, its tags as the file has them; messages call
     the file `name` if given. An empty file is an error."""

@@ -16,7 +16,7 @@ from keras import layers, ops
 
 from pipeline.bilstm import bidirectional_lstm
 from pipeline.crf import CRF, CRFLoss
-from pipeline.optimizers import LazyAdam
+from pipeline.optimizers import make_optimizer
 from pipeline.params import TaggerParams, TrainParams
 from pipeline.vocabulary import Vocabulary
 
@@ -168,7 +168,9 @@ CHAR_ENCODERS = {
 
 @keras.saving.register_keras_serializable(package="ner")
 class TagDecoder(layers.Layer):
-    """Per-token tag probabilities -> tag strings (argmax); PAD where the input token is padding."""
+    """Per-token tag probabilities -> tag strings (argmax); PAD where the input token is padding.
+    `tags` names each class as the tagger outputs it: a BIOES network's S-/E- classes are named by
+    their IOB2 tags (see tag_classes), so every tagger speaks IOB2."""
 
     def __init__(self, tags: list[str], **kwargs):
         super().__init__(**kwargs)
@@ -182,6 +184,20 @@ class TagDecoder(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "tags": self.tags}
+
+
+def tag_classes(tags: list[str], scheme: str) -> list[str]:
+    """The network's classes for IOB2 `tags` (the vocabulary's): the same, or with BIOES each B-X
+    and I-X gains S-X and E-X (single-token entities and last tokens; Ratinov & Roth 2009)."""
+    if scheme == "iob2":
+        return list(tags)
+    extra = {"B": "S", "I": "E"}
+    return [c for tag in tags for c in ([tag] if tag == "O" else [tag, f"{extra[tag[0]]}-{tag[2:]}"])]
+
+
+def output_tags(classes: list[str]) -> list[str]:
+    """The IOB2 tag each class is output as: S- as B-, E- as I- (exact for well-formed BIOES)."""
+    return [{"S": "B", "E": "I"}.get(c[0], c[0]) + c[1:] for c in classes]
 
 
 def build_encoder(words: list[str], chars: list[str] | None, lowercase: bool, max_word_length: int,
@@ -200,38 +216,107 @@ def build_encoder(words: list[str], chars: list[str] | None, lowercase: bool, ma
 
 
 @keras.saving.register_keras_serializable(package="ner")
-class RowLookupEmbedding(layers.Embedding):
-    """Keras' Embedding, reading only the rows a batch looks up. Keras reads the whole table, and
-    once LazyAdam has updated rows in place TensorFlow copies the whole table on every read: for a
-    100k x 50 table, 3 ms twice a step (measured with the TensorFlow profiler)."""
+class WordEmbedding(layers.Layer):
+    """Word ids -> vectors from two tables: the first `trained_rows` ids (padding, OOV and every word
+    seen in training) in a fine-tuned float32 table; the other ids (pretrained words that training
+    never sees) in a frozen float16 table.
 
-    def call(self, inputs):
-        return tf.nn.embedding_lookup(self.embeddings.value, inputs)  # the tf.Variable: ResourceGather
+    Training changes only the rows it looks up, so freezing rows it never looks up changes nothing,
+    and it lets the whole GloVe vocabulary (400k words) ride in the tagger at 2 bytes a number:
+    38 MB instead of 80 MB, with no optimizer slots for the frozen part. Rows are read with
+    tf.nn.embedding_lookup (only the rows a batch uses; Keras' Embedding reads the whole table,
+    which TensorFlow copies on every read once the optimizer has updated rows in place)."""
+
+    def __init__(self, n_words: int, dim: int, trained_rows: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_words, self.dim = n_words, dim
+        self.trained_rows = n_words if trained_rows is None else trained_rows
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.trained = self.add_weight(shape=(self.trained_rows, self.dim), name="embeddings",
+                                       initializer=keras.initializers.RandomUniform(-0.05, 0.05))  # as Keras'
+        self.frozen = self.add_weight(shape=(self.n_words - self.trained_rows, self.dim), name="frozen_embeddings",
+                                      initializer="zeros", dtype="float16", trainable=False)
+
+    def call(self, word_ids):
+        is_frozen = word_ids >= self.trained_rows
+        # frozen positions look up row 0 (padding) of the trained table: masked, and no gradient reaches OOV
+        trained = tf.nn.embedding_lookup(self.trained.value, tf.where(is_frozen, tf.zeros_like(word_ids), word_ids))
+        if self.n_words == self.trained_rows:
+            return trained
+        frozen_ids = tf.maximum(word_ids - self.trained_rows, 0)
+        frozen = tf.cast(tf.nn.embedding_lookup(self.frozen.value, frozen_ids), trained.dtype)
+        return tf.where(is_frozen[..., None], frozen, trained)
+
+    def compute_mask(self, word_ids, mask=None):
+        return ops.not_equal(word_ids, 0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.dim)
+
+    def set_rows(self, vectors: np.ndarray) -> None:
+        """Every row, trained and frozen, from one (n_words, dim) matrix."""
+        self.trained.assign(vectors[: self.trained_rows])
+        self.frozen.assign(vectors[self.trained_rows :].astype(np.float16))
+
+    def rows(self) -> np.ndarray:
+        return np.concatenate([ops.convert_to_numpy(self.trained), ops.convert_to_numpy(self.frozen).astype(np.float32)])
+
+    def get_config(self):
+        return {**super().get_config(), "n_words": self.n_words, "dim": self.dim, "trained_rows": self.trained_rows}
 
 
-def word_embedding(n_words: int, params: TaggerParams, word_vectors: np.ndarray | None, word_ids) -> keras.KerasTensor:
-    """The word embedding of `word_ids`, its rows set from `word_vectors` where given (finite rows)
-    and fine-tuned in training; other rows keep their seeded random initialisation."""
-    embedding = RowLookupEmbedding(n_words, params.word_dim, mask_zero=True, name="word_embedding")
+@keras.saving.register_keras_serializable(package="ner")
+class WordDropout(layers.Layer):
+    """Training only: each word id (not padding) becomes the OOV id with probability `rate`, so the
+    network learns to lean on characters and context for words it has not seen (Lample et al. 2016)."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def call(self, word_ids, training=None):
+        if not training or self.rate == 0:
+            return word_ids
+        dropped = keras.random.uniform(ops.shape(word_ids), seed=self.seed_generator) < self.rate
+        return ops.where(ops.logical_and(dropped, word_ids > 1), ops.ones_like(word_ids), word_ids)  # 1 = OOV
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+def word_embedding(n_words: int, params: TaggerParams, word_vectors: np.ndarray | None, word_ids,
+                   trained_words: int | None = None) -> keras.KerasTensor:
+    """The word embedding of `word_ids`, its rows set from `word_vectors` where given (finite rows);
+    rows of the first `trained_words` vocabulary words are fine-tuned, later ones frozen. Rows with
+    no vector keep their seeded random initialisation."""
+    trained_rows = None if trained_words is None else trained_words + 2  # + padding and OOV
+    embedding = WordEmbedding(n_words, params.word_dim, trained_rows, name="word_embedding")
+    if params.word_dropout:
+        word_ids = WordDropout(params.word_dropout, name="word_dropout")(word_ids)
     features = embedding(word_ids)
     if word_vectors is not None:
-        initial = ops.convert_to_numpy(embedding.embeddings)
+        initial = embedding.rows()
         known = np.isfinite(word_vectors).all(axis=1)
         initial[2:][known] = word_vectors[known]  # rows 0 and 1: padding and OOV
-        embedding.embeddings.assign(initial)
+        embedding.set_rows(initial)
     return features
 
 
 def build_network(n_words: int, n_chars: int, n_tags: int, params: TaggerParams,
-                  word_vectors: np.ndarray | None = None) -> keras.Model:
+                  word_vectors: np.ndarray | None = None, trained_words: int | None = None) -> keras.Model:
     """Ids -> per-token tag probabilities (softmax) or Viterbi one-hots (CRF, outside training).
 
     `n_words`/`n_chars` count the lookup's ids: vocabulary + padding + OOV; `word_vectors` has one
-    row per vocabulary word. The char encoder is `params.char_encoder`'s part (none: no char input).
+    row per vocabulary word, of which the first `trained_words` (None: all) are fine-tuned. The char
+    encoder is `params.char_encoder`'s part (none: no char input).
     """
     word_ids = keras.Input(shape=(None,), dtype="int64", name="word_ids")
     inputs = {"word_ids": word_ids}
-    features = [word_embedding(n_words, params, word_vectors, word_ids)]
+    features = [word_embedding(n_words, params, word_vectors, word_ids, trained_words)]
     if params.casing:
         inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int64", name="casing_ids")
         # mask_zero: Concatenate ORs its inputs' masks, so every part must mask padding
@@ -259,11 +344,12 @@ def tagging_loss(network: keras.Model, params: TaggerParams) -> keras.losses.Los
     return keras.losses.SparseCategoricalCrossentropy(ignore_class=-1, reduction="mean_with_sample_weight")
 
 
-def build_tagger(encoder: keras.Model, network: keras.Model, tags: list[str]) -> keras.Model:
-    """Token strings (batch, time), PAD-padded -> tag strings (batch, time)."""
+def build_tagger(encoder: keras.Model, network: keras.Model, classes: list[str]) -> keras.Model:
+    """Token strings (batch, time), PAD-padded -> IOB2 tag strings (batch, time)."""
     tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
     probabilities = network(encoder(tokens))
-    return keras.Model(tokens, TagDecoder(tags, name="tag_decoder")([probabilities, tokens]), name="tagger")
+    decoder = TagDecoder(output_tags(classes), name="tag_decoder")
+    return keras.Model(tokens, decoder([probabilities, tokens]), name="tagger")
 
 
 def pad_batch(sentences: list[list[str]]) -> np.ndarray:
@@ -272,19 +358,22 @@ def pad_batch(sentences: list[list[str]]) -> np.ndarray:
 
 
 def build_trainable(spec: TaggerParams, train: TrainParams, vocabulary: Vocabulary, lowercase: bool,
-                    max_word_length: int) -> tuple[keras.Model, keras.Model, keras.Model]:
-    """(encoder, compiled training model, tagger) for one tagger; set the seed first for
-    repeatable weights."""
+                    max_word_length: int, trained_words: int | None = None
+                    ) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(encoder, compiled training model, tagger) for one tagger, whose network predicts
+    tag_classes(vocabulary.tags, spec.tag_scheme); the first `trained_words` words (None: all)
+    are fine-tuned. Set the seed first for repeatable weights."""
     with_chars = CHAR_ENCODERS[spec.char_encoder] is not None
     encoder = build_encoder(vocabulary.words, vocabulary.chars if with_chars else None, lowercase, max_word_length,
                             spec.casing)
     # lookup ids = vocabulary + padding + OOV
-    network = build_network(len(vocabulary.words) + 2, len(vocabulary.chars) + 2, len(vocabulary.tags), spec,
-                            vocabulary.word_vectors)
+    classes = tag_classes(vocabulary.tags, spec.tag_scheme)
+    network = build_network(len(vocabulary.words) + 2, len(vocabulary.chars) + 2, len(classes), spec,
+                            vocabulary.word_vectors, trained_words)
     # compile a twin that shares the network's layers: the saved tagger then holds an uncompiled
     # network, and the CRF loss (which refers to the CRF layer) stays out of the file
     trainer = keras.Model(network.inputs, network.outputs, name="trainer")
     # several steps per call of the compiled train function: less Python between steps, the same steps
-    trainer.compile(optimizer=LazyAdam(train.learning_rate, clipnorm=train.clipnorm), loss=tagging_loss(network, spec),
+    trainer.compile(optimizer=make_optimizer(train), loss=tagging_loss(network, spec),
                     steps_per_execution=STEPS_PER_EXECUTION)
-    return encoder, trainer, build_tagger(encoder, network, vocabulary.tags)
+    return encoder, trainer, build_tagger(encoder, network, classes)

@@ -1,4 +1,6 @@
-"""LazyAdam: Adam that updates only the embedding rows a batch uses.
+"""The optimizers train.optimizer names, and their learning-rate schedule.
+
+LazyAdam: Adam that updates only the embedding rows a batch uses.
 
 Keras 3's Adam applies dense updates, so a 100k-word embedding costs a full pass over its 5M
 weights (and their two moment slots) on every step: about 40% of a char_cnn training step on
@@ -30,3 +32,15 @@ class LazyAdam(keras.optimizers.Adam):
         self.assign(m, tf.IndexedSlices(m_rows, rows))
         self.assign(v, tf.IndexedSlices(v_rows, rows))
         self.assign_sub(variable, tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+
+
+def make_optimizer(train) -> keras.optimizers.Optimizer:
+    """train.optimizer: adam (LazyAdam) or sgd (with train.momentum), clipped to train.clipnorm."""
+    if train.optimizer == "sgd":
+        return keras.optimizers.SGD(train.learning_rate, momentum=train.momentum, clipnorm=train.clipnorm)
+    return LazyAdam(train.learning_rate, clipnorm=train.clipnorm)
+
+
+def decayed_learning_rate(train, epoch: int) -> float:
+    """The learning rate of epoch `epoch` (0-based): lr / (1 + lr_decay * epoch) (Ma & Hovy 2016)."""
+    return train.learning_rate / (1 + train.lr_decay * epoch)

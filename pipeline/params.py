@@ -81,6 +81,10 @@ class ModelParams(Section):
     char_kernel_size: int = Field(ge=1)
     char_lstm_units: int = Field(ge=1)  # per direction of the char BiLSTM
     decoder: Literal["softmax", "crf"]
+    # the tags the network learns and decodes; the tagger outputs (and is scored in) IOB2 either way
+    tag_scheme: Literal["iob2", "bioes"]
+    # training only: each word becomes the OOV word with this probability (Lample et al. 2016)
+    word_dropout: float = Field(ge=0, lt=1)
 
 
 class TaggerParams(ModelParams):
@@ -91,7 +95,10 @@ class TaggerParams(ModelParams):
 class TrainParams(Section):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
+    optimizer: Literal["adam", "sgd"]
     learning_rate: float = Field(gt=0, allow_inf_nan=False)
+    momentum: float = Field(ge=0, lt=1)  # sgd only
+    lr_decay: float = Field(ge=0, allow_inf_nan=False)  # epoch t trains at learning_rate / (1 + lr_decay * t)
     clipnorm: Optional[float] = Field(gt=0, allow_inf_nan=False)
     patience: int = Field(ge=1)
     # one training run per seed and model; the char gain is reported over seeds
@@ -190,7 +197,22 @@ def check_word_vectors(tagger: ModelParams, vocab: VocabParams, prefix: str) -> 
 INTERNAL_LOC = re.compile(r"function-|constrained-|literal\[")  # pydantic's own parts of an error's location
 
 
-def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
+def load_params(path: str | os.PathLike = PARAMS_FILE, changes: dict[str, object] | None = None) -> Params:
+    """params.yaml, validated; with `changes` ({"train.optimizer": "sgd", ...}, dotted keys as
+    `dvc exp run -S` takes them) applied first, each key naming one that the file has."""
+    raw = read_yaml(path)
+    for key, value in (changes or {}).items():
+        section, *parts = key.split(".")
+        node = raw
+        for part in [section, *parts][:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or [section, *parts][-1] not in node:
+            raise PipelineError(f"{key}: no such key in {path}")
+        node[[section, *parts][-1]] = value
+    return validate(raw, path)
+
+
+def read_yaml(path: str | os.PathLike):
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -201,6 +223,10 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
                             + (f" ({error.context})" if error.context else "")) from None
     except yaml.YAMLError as error:
         raise PipelineError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    return raw
+
+
+def validate(raw, path: str | os.PathLike) -> Params:
     try:
         return Params.model_validate(raw or {})
     except ValidationError as error:

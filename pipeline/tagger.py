@@ -67,7 +67,8 @@ class Tagger:
     def __init__(self, keras_tagger, source: str = ""):
         self.model = keras_tagger
         self.source = source
-        self.tags: list[str] = list(keras_tagger.get_layer("tag_decoder").tags)
+        # the IOB2 tags it can output (a BIOES network outputs B-/I- for its S-/E- classes)
+        self.tags: list[str] = list(dict.fromkeys(keras_tagger.get_layer("tag_decoder").tags))
 
     @classmethod
     def load(cls, location: str | Path) -> "Tagger":

@@ -35,6 +35,7 @@ from pipeline.params import DataParams, Params, env_seconds
 from pipeline.report import format_p, headline_markdown
 
 EXPERIMENT = "ner-char-embeddings"
+SEARCH_EXPERIMENT = "ner-search"  # pipeline/search.py: one parent run per search, a child per (point, seed)
 SUMMARY_RUN = "char-gain"
 # MLflow 3 opens an experiment on its GenAI overview unless it is tagged as model training
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -76,7 +77,7 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
-def start_experiment() -> str:
+def start_experiment(name: str = EXPERIMENT) -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id.
 
     With a local store, artifacts go to <repo root>/mlartifacts (not the current folder), so
@@ -85,15 +86,15 @@ def start_experiment() -> str:
     uri = tracking_uri()
     check_server(uri)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
         artifacts = (project_root() / "mlartifacts").as_uri() if local_store else None
         try:
-            experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
         except MlflowException:
             # another worker of a parallel sweep created it in between
-            experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+            experiment = mlflow.get_experiment_by_name(name)
             if experiment is None:
                 raise
             experiment_id = experiment.experiment_id
@@ -101,7 +102,7 @@ def start_experiment() -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     close_abandoned_runs(experiment_id)
-    if DESCRIPTION not in mlflow.get_experiment(experiment_id).tags:
+    if name == EXPERIMENT and DESCRIPTION not in mlflow.get_experiment(experiment_id).tags:
         describe_experiment(experiment_id, NOT_EVALUATED)
     return experiment_id
 
@@ -229,13 +230,59 @@ def training_run(model: str, seed: int, params: Params, sizes: dict[str, int], t
         yield run.info.run_id
 
 
+# search -------------------------------------------------------------------------------------
+
+@contextmanager
+def search_run(name: str, model: str, spec: dict):
+    """The parent run of one search (in the active experiment); yields its id. The search file is
+    an artifact; an error inside marks the run FAILED."""
+    tags = {**run_tags("search"), "mlflow.runName": f"search-{name}", "search": name, "model": model}
+    with mlflow.start_run(tags=tags) as run:
+        mlflow.log_params({"search": name, "model": model, "seeds": json.dumps(spec["seeds"]),
+                           "points": len(spec["points"])})
+        mlflow.log_dict(spec, "search.json")
+        yield run.info.run_id
+
+
+def log_search_trial(parent_id: str, point: str, seed: int, params: Params, model: str, trained) -> str:
+    """A finished (point, seed) training as a child run of the search: the point's changes as tags,
+    every param, its learning curve and best dev F1. Returns the run id."""
+    experiment_id = mlflow.get_run(parent_id).info.experiment_id
+    tags = {**run_tags("search"), **trained.worker, "mlflow.parentRunId": parent_id, "point": point,
+            "model": model, "seed": str(seed), "mlflow.runName": f"{point}-seed{seed}"}
+    run = mlflow.MlflowClient().create_run(experiment_id, start_time=int(trained.started * 1000), tags=tags)
+    with mlflow.start_run(run_id=run.info.run_id, nested=True):
+        mlflow.log_params({**flat_params(params.model_dump(exclude={"models", "model", "cluster"})),
+                           **flat_params(params.tagger(model), "model."), "model_name": model, "seed": seed})
+        log_history(trained.history, trained.started)
+        best = max(trained.history, key=lambda row: row["dev_f1"])
+        mlflow.log_metrics({"best_dev_f1": best["dev_f1"]})
+        log_training_result(best["epoch"], trained.seconds)
+    return run.info.run_id
+
+
+def log_search_ranking(parent_id: str, ranking: list[dict]) -> None:
+    """The search's answer on its parent run: the best point's mean dev F1 and the ranking table."""
+    client = mlflow.MlflowClient()
+    client.log_metric(parent_id, "best_dev_f1_mean", ranking[0]["dev_f1_mean"])
+    client.set_tag(parent_id, "best_point", ranking[0]["point"])
+    table = pd.DataFrame([{"point": row["point"], "dev_f1_mean": row["dev_f1_mean"], "dev_f1_std": row["dev_f1_std"],
+                           "train_seconds_mean": row["train_seconds_mean"], "changes": json.dumps(row["changes"])}
+                          for row in ranking])
+    client.log_table(parent_id, table, "ranking.json")
+    lines = ["| point | mean dev F1 | std | seconds per training | changes |", "|---|---|---|---|---|"]
+    lines += [f"| {row['point']} | {row['dev_f1_mean']:.2f} | {row['dev_f1_std'] or ''} | {row['train_seconds_mean']:.0f} "
+              f"| `{json.dumps(row['changes'])}` |" for row in ranking]
+    client.set_tag(parent_id, DESCRIPTION, "\n".join(lines))
+
+
 def log_history(history: list[dict], started: float) -> None:
     """The learning curve, one step per epoch, stamped with the time each epoch ended."""
     ended = started
     for row in history:
         ended += row["seconds"]
         mlflow.log_metrics({"train_loss": row["train_loss"], "val_f1": row["dev_f1"],
-                            "epoch_seconds": row["seconds"]}, step=int(row["epoch"]), timestamp=int(ended * 1000))
+                            "learning_rate": row["learning_rate"], "epoch_seconds": row["seconds"]}, step=int(row["epoch"]), timestamp=int(ended * 1000))
 
 
 def log_training_result(best_epoch: int, seconds: float) -> None:

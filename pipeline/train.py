@@ -31,15 +31,16 @@ import yaml
 
 from pipeline import cluster, tracking
 from pipeline.batches import make_dataset
-from pipeline.corpus import Sentence, check_known_tags, read_split
+from pipeline.corpus import Sentence, check_known_tags, in_scheme, read_split
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.layout import DVC_FILE, MODELS_DIR, model_folder, seed_folder, split_file
 from pipeline.metrics import score
-from pipeline.model import build_trainable
+from pipeline.model import build_trainable, tag_classes
+from pipeline.optimizers import decayed_learning_rate
 from pipeline.params import Params, load_params
 from pipeline.tagger import Tagger
 from pipeline.trained import SUMMARY_FILE, TAGGER_FILE, keras_file_bytes, save_trained
-from pipeline.vocabulary import Vocabulary, load_vocabulary
+from pipeline.vocabulary import Vocabulary, load_vocabulary, trained_word_count
 
 STAGING_PREFIX = ".staging-"  # models/.staging-*: a pair being written; removed on the next run if left over
 
@@ -68,6 +69,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch + 1, "train_loss": float(logs["loss"]), "dev_f1": float(logs["val_f1"]),
+                          "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                           "seconds": time.perf_counter() - self.started})
 
 
@@ -80,15 +82,19 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    encoder, trainer, tagger = build_trainable(params.tagger(name), params.train, vocabulary, params.vocab.lowercase,
-                                               params.char_vocab.max_word_length)
+    spec = params.tagger(name)
+    encoder, trainer, tagger = build_trainable(
+        spec, params.train, vocabulary, params.vocab.lowercase, params.char_vocab.max_word_length,
+        trained_word_count(vocabulary.words, train, params.vocab.lowercase))
     recorder = EpochRecorder()
     callbacks = [keras.callbacks.TerminateOnNaN(),
+                 keras.callbacks.LearningRateScheduler(lambda epoch: decayed_learning_rate(params.train, epoch)),
                  DevF1(Tagger(tagger), dev, params.evaluate.batch_size),
                  keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=params.train.patience,
                                                restore_best_weights=True),
                  recorder]
-    batches = make_dataset(train, encoder, vocabulary.tags, params.train.batch_size, shuffle_seed=seed)
+    batches = make_dataset(in_scheme(train, spec.tag_scheme), encoder, tag_classes(vocabulary.tags, spec.tag_scheme),
+                           params.train.batch_size, shuffle_seed=seed)
     trainer.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled above
     last = recorder.rows[-1] if recorder.rows else None
     if last is None or not math.isfinite(last["train_loss"]):

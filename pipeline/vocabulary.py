@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.corpus import Sentence
 from pipeline.errors import PipelineError
 from pipeline.files import write_bytes_atomic, write_text_atomic
 from pipeline.layout import CHARS_FILE, TAGS_FILE, VECTORS_FILE, WORDS_FILE
+from pipeline.lexicon import normalize
 
 
 @dataclass
@@ -55,6 +57,13 @@ def read_vectors(path: str | Path, n_words: int, dim: int) -> np.ndarray:
         raise PipelineError(f"{path}: shape {matrix.shape}, expected ({n_words}, {dim}) for words.txt and "
                             "model.word_dim (run `dvc repro` to rebuild it)")
     return matrix
+
+
+def trained_word_count(words: list[str], train: list[Sentence], lowercase: bool) -> int:
+    """How many words at the head of `words` occur in train: the vocab stage lists train's words
+    first and appends pretrained words that train lacks, which training never updates."""
+    seen = {normalize(token, lowercase) for s in train for token in s.tokens}
+    return next((i for i, word in enumerate(words) if word not in seen), len(words))
 
 
 def load_vocabulary(word_vectors: str, word_dim: int) -> Vocabulary:

@@ -126,3 +126,11 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
         write_bytes_atomic(path, 42)  # not bytes: fails mid-write, after the temporary file exists
     assert path.read_text() == "old"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_bioes_conversion_keeps_every_entity_of_the_real_training_data(real_train):
+    from pipeline.corpus import to_bioes
+    assert to_bioes(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "I-LOC", "B-ORG"]) == \
+        ["B-PER", "E-PER", "O", "S-LOC", "B-LOC", "I-LOC", "E-LOC", "S-ORG"]
+    for sentence in real_train:
+        assert to_iob2(to_bioes(sentence.tags)) == sentence.tags

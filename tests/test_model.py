@@ -6,7 +6,8 @@ import tensorflow as tf
 from pipeline.bilstm import FusedBiLSTM
 from pipeline.char_vocab import build_char_vocab
 from pipeline.errors import PipelineError
-from pipeline.model import CASINGS, CharBiLSTM, CharCNN, build_encoder, build_network, build_tagger, pad_batch
+from pipeline.model import (CASINGS, CharBiLSTM, CharCNN, WordDropout, build_encoder, build_network, build_tagger,
+                            output_tags, pad_batch, tag_classes)
 from pipeline.params import TaggerParams, load_params
 from pipeline.tagger import Tagger
 from pipeline.train import train_tagger
@@ -65,9 +66,54 @@ def test_word_vectors_initialise_their_rows_and_others_stay_random():
     vectors = np.full((len(WORDS), 16), np.nan, dtype="float32")
     vectors[0] = 0.5  # "the"
     _, network, _ = make_tagger("none", word_vectors=vectors)
-    table = network.get_layer("word_embedding").embeddings.numpy()
+    table = network.get_layer("word_embedding").rows()
     np.testing.assert_array_equal(table[2], 0.5)
     assert np.abs(table[3:]).max() < 0.06 and np.abs(table[3:]).min() > 0  # Keras' uniform(-0.05, 0.05)
+
+
+def test_words_training_never_sees_are_frozen_in_float16_and_the_rest_learn(tmp_path):
+    vectors = np.random.default_rng(0).normal(size=(len(WORDS), 16)).astype("float32")
+    params = TaggerParams(**{**PARAMS.model.model_dump(), "word_vectors": "none", "word_dim": 16,
+                             "char_encoder": "none", "decoder": "softmax", "casing": False})
+    encoder = build_encoder(WORDS, None, False, 8)
+    network = build_network(len(WORDS) + 2, 2, len(TAGS), params, vectors, trained_words=3)  # the, Berlin, in
+    embedding = network.get_layer("word_embedding")
+    assert embedding.frozen.dtype == "float16" and not embedding.frozen.trainable
+    assert [w.name for w in network.trainable_weights].count("frozen_embeddings") == 0
+    np.testing.assert_allclose(embedding.rows()[2:], vectors, atol=2e-3)  # float16 keeps ~3 digits
+    before = embedding.rows()
+    network.compile(optimizer=keras.optimizers.SGD(1.0), loss="sparse_categorical_crossentropy")
+    ids = encoder(pad_batch([["Peter", "lives", "in", "Berlin", "."]]))
+    network.fit(ids, np.array([[3, 0, 0, 1, 0]]), epochs=1, verbose=0)
+    changed = np.abs(embedding.rows() - before).max(axis=1) > 0
+    assert changed.tolist() == [False, False, False, True, True, False, False, False]  # pad, OOV, the | ... | frozen
+    # the frozen rows come back from a saved tagger exactly, and its file holds them at 2 bytes a number
+    tagger = build_tagger(encoder, network, TAGS)
+    tagger.save(tmp_path / "tagger.keras")
+    loaded = keras.saving.load_model(tmp_path / "tagger.keras")
+    np.testing.assert_array_equal(loaded.get_layer("network").get_layer("word_embedding").rows(), embedding.rows())
+
+
+def test_word_dropout_replaces_words_by_oov_in_training_only():
+    layer = WordDropout(0.3, seed=1)
+    ids = np.tile(np.array([[5, 7, 9, 1, 0, 0]]), (2000, 1))
+    dropped = layer(ids, training=True).numpy()
+    assert (dropped[:, 4:] == 0).all() and (dropped[:, 3] == 1).all()  # padding and OOV stay
+    share = (dropped[:, :3] == 1).mean()
+    assert 0.27 < share < 0.33 and ((dropped[:, :3] == 1) | (dropped[:, :3] == ids[:, :3])).all()
+    np.testing.assert_array_equal(layer(ids, training=False).numpy(), ids)
+
+
+def test_a_bioes_network_learns_bioes_classes_and_the_tagger_outputs_iob2():
+    classes = tag_classes(TAGS, "bioes")
+    assert classes == ["O", "B-LOC", "S-LOC", "I-LOC", "E-LOC", "B-PER", "S-PER", "I-PER", "E-PER"]
+    assert output_tags(classes) == ["O", "B-LOC", "B-LOC", "I-LOC", "I-LOC", "B-PER", "B-PER", "I-PER", "I-PER"]
+    params = TaggerParams(**{**PARAMS.model.model_dump(), "word_vectors": "none", "word_dim": 16,
+                             "char_encoder": "none", "tag_scheme": "bioes", "casing": False})
+    encoder = build_encoder(WORDS, None, False, 8)
+    tagger = build_tagger(encoder, build_network(len(WORDS) + 2, 2, len(classes), params), classes)
+    assert Tagger(tagger).tags == TAGS
+    assert set(tag(tagger, [["Peter", "lives", "in", "Berlin"]])[0]) <= set(TAGS)
 
 
 @pytest.mark.parametrize("options", MODEL_OPTIONS)
@@ -158,6 +204,23 @@ def test_training_learns_and_is_reproducible(real_train, tmp_path, model):
     tagger.save(tmp_path / "tagger.keras")
     tokens = [s.tokens for s in sentences[:20]]
     assert tag(keras.saving.load_model(tmp_path / "tagger.keras"), tokens) == tag(tagger, tokens)
+
+
+def test_sgd_with_decay_bioes_and_word_dropout_train_and_log_the_learning_rate(real_train):
+    sentences = real_train[:150]
+    vocabulary = Vocabulary(build_word_vocab(sentences, PARAMS.vocab.model_copy(update={"min_count": 1})),
+                            build_char_vocab(sentences, PARAMS.char_vocab), build_tag_list(sentences), None)
+    params = PARAMS.model_copy(update={
+        "train": PARAMS.train.model_copy(update={"epochs": 12, "patience": 12, "optimizer": "sgd",
+                                                 "learning_rate": 0.2, "momentum": 0.9, "lr_decay": 0.1}),
+        "model": PARAMS.model.model_copy(update={"units": 32, "dropout": 0.1, "word_vectors": "none",
+                                                 "tag_scheme": "bioes", "word_dropout": 0.05})})
+    tagger, history = train_tagger("char_cnn", params, 7, sentences, sentences, vocabulary)
+    np.testing.assert_allclose([row["learning_rate"] for row in history], [0.2 / (1 + 0.1 * t) for t in range(12)],
+                               rtol=1e-6)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 2
+    assert max(row["dev_f1"] for row in history) > 30  # SGD learns slower than Adam here (Adam: > 70 in 20 epochs)
+    assert {t for tags in tag(tagger, [s.tokens for s in sentences]) for t in tags} <= set(vocabulary.tags)
 
 
 def test_a_loss_that_stops_being_finite_stops_the_training_with_the_setting_named(real_train):

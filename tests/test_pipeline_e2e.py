@@ -582,3 +582,45 @@ def test_a_new_variant_is_a_params_edit_only(repo):
         assert (logged["model.cell"], logged["model.char_encoder"]) == ("gru", "cnn")
     finally:
         (repo / "params.yaml").write_text(original)
+
+
+def test_a_search_trains_every_point_on_ray_ranks_on_dev_and_logs_parent_and_child_runs(repo, tmp_path):
+    repo, _ = repo
+    search = tmp_path / "tiny.yaml"
+    search.write_text(yaml.safe_dump({
+        "model": "char_cnn", "seeds": SEEDS, "base": {"train.epochs": 2},
+        "points": {"adam": {}, "bioes_sgd": {"model.tag_scheme": "bioes", "train.optimizer": "sgd",
+                                             "train.learning_rate": 0.1, "train.lr_decay": 0.5},
+                   "small_vocab": {"vocab.pretrained_words": 50, "model.word_dropout": 0.1}}}))
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run([sys.executable, "-m", "pipeline.search", str(search)], repo, tracking_uri=store)
+    report = json.loads((repo / "reports/search/tiny.json").read_text())
+    ranking = report["ranking"]
+    assert sorted(row["point"] for row in ranking) == ["adam", "bioes_sgd", "small_vocab"]
+    assert [row["dev_f1_mean"] for row in ranking] == sorted((row["dev_f1_mean"] for row in ranking), reverse=True)
+    assert all(sorted(row["dev_f1"]) == ["1", "2"] and len(row["mlflow_run_ids"]) == 2 for row in ranking)
+    assert f'"best": "{ranking[0]["point"]}"' in result.stdout
+    client = mlflow.MlflowClient(store)
+    experiment = client.get_experiment_by_name("ner-search")
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.run_name == "search-tiny" and parent.info.status == "FINISHED"
+    assert parent.data.tags["best_point"] == ranking[0]["point"]
+    assert parent.data.metrics["best_dev_f1_mean"] == ranking[0]["dev_f1_mean"]
+    children = {r.info.run_id: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert len(children) == 6
+    for row in ranking:
+        for run_id in row["mlflow_run_ids"]:
+            child = children[run_id]
+            assert child.data.tags["point"] == row["point"] and child.info.status == "FINISHED"
+            assert round(child.data.metrics["best_dev_f1"], 2) == row["dev_f1"][child.data.tags["seed"]]
+            assert len(client.get_metric_history(run_id, "val_f1")) == 2
+            params = child.data.params
+            assert params["vocab.pretrained_words"] == ("50" if row["point"] == "small_vocab" else "5000")
+            assert params["model.tag_scheme"] == ("bioes" if row["point"] == "bioes_sgd" else "iob2")
+    sgd = children[next(r for r in ranking if r["point"] == "bioes_sgd")["mlflow_run_ids"][0]]
+    assert [m.value for m in client.get_metric_history(sgd.info.run_id, "learning_rate")] == \
+        pytest.approx([0.1, 0.1 / 1.5])
+    # the workspace's own runs, models and reports are untouched: a search is not a pipeline run
+    assert client.get_experiment_by_name("ner-char-embeddings") is None
+    assert run([sys.executable, "-m", "dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."

@@ -1,0 +1,162 @@
+"""`python -m pipeline.search searches/<name>.yaml`: a hyper-parameter search, chosen on dev.
+
+A search file names a tagger of params.yaml, the seeds, and the points to try; each point is
+params.yaml with some keys changed (dotted keys, as `dvc exp run -S` takes them), after the
+search's `base` changes:
+
+    model: char_cnn
+    seeds: [42]
+    base: {vocab.pretrained_words: 400000}      # optional: changes every point shares
+    points:                                     # name -> its changes
+      adam: {}
+      sgd: {train.optimizer: sgd, train.learning_rate: 0.015, train.lr_decay: 0.05}
+
+Every (point, seed) trains the tagger on train with early stopping on dev, as one Ray task
+(pipeline/cluster.py: local Ray, or the cluster at RAY_ADDRESS), exactly as the train stage does.
+MLflow gets one parent run per search and one child run per (point, seed) (experiment
+`ner-search`); reports/search/<name>.json ranks the points by mean dev F1. Test data is never
+read: take the winner into params.yaml and `dvc repro` for its test scores.
+
+A point that changes the vocabulary (vocab.*, char_vocab.*, model.word_vectors) gets its own,
+built in memory the way the vocab stages build it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from datetime import date
+from pathlib import Path
+
+from pipeline import cluster, tracking
+from pipeline.char_vocab import build_char_vocab
+from pipeline.corpus import Sentence, check_known_tags, read_split
+from pipeline.errors import PipelineError, exits_cleanly
+from pipeline.files import write_json_atomic
+from pipeline.layout import REPORTS_DIR, split_file
+from pipeline.params import Params, load_params, read_yaml
+from pipeline.train import train_pair
+from pipeline.vocab import build_tag_list, build_word_vocab
+from pipeline.vocabulary import Vocabulary
+from pipeline.word_vectors import embedding_rows, load_pretrained
+
+SEARCH_KEYS = {"model", "seeds", "base", "points"}
+
+
+def read_search(path: Path) -> dict:
+    """The search file, checked: every point's params load (so a typo fails before any training)."""
+    spec = read_yaml(path)
+    if not isinstance(spec, dict) or not {"model", "points"} <= spec.keys() or spec.keys() - SEARCH_KEYS:
+        raise PipelineError(f"{path}: expected the keys model, points and optionally seeds, base "
+                            f"(got {', '.join(spec) if isinstance(spec, dict) else type(spec).__name__})")
+    if not isinstance(spec["points"], dict) or not spec["points"]:
+        raise PipelineError(f"{path}: points: expected at least one `name: {{key: value, ...}}`")
+    for name, changes in spec["points"].items():
+        if not isinstance(changes, dict):
+            raise PipelineError(f"{path}: points.{name}: expected a mapping of dotted params keys to values")
+        point_params(spec, name, path)
+    return spec
+
+
+def point_params(spec: dict, point: str, path: Path) -> Params:
+    changes = {**(spec.get("base") or {}), **spec["points"][point]}
+    try:
+        params = load_params(changes=changes)
+    except PipelineError as error:
+        raise PipelineError(f"{path}: points.{point}: {error}") from None
+    if spec["model"] not in params.models:
+        raise PipelineError(f"{path}: model: {spec['model']!r} is not in params.yaml's models "
+                            f"({', '.join(params.models)})")
+    return params
+
+
+def build_vocabulary(params: Params, train: list[Sentence]) -> Vocabulary:
+    """What the vocab and char_vocab stages would write for these params, in memory."""
+    vectors_name = params.model.word_vectors
+    pretrained_words, pretrained_vectors = load_pretrained(vectors_name) if vectors_name != "none" else (None, None)
+    words = build_word_vocab(train, params.vocab, pretrained_words)
+    vectors = embedding_rows(words, pretrained_words, pretrained_vectors) if pretrained_words else None
+    return Vocabulary(words, build_char_vocab(train, params.char_vocab), build_tag_list(train), vectors)
+
+
+def vocabulary_key(params: Params) -> str:
+    return json.dumps([params.vocab.model_dump(), params.char_vocab.model_dump(), params.model.word_vectors])
+
+
+def rank(spec: dict, results: dict[tuple[str, int], dict]) -> list[dict]:
+    """One row per point, best mean dev F1 first."""
+    rows = []
+    for point, changes in spec["points"].items():
+        runs = [results[point, seed] for seed in spec["seeds"] if (point, seed) in results]
+        f1s = [run["best_dev_f1"] for run in runs]
+        rows.append({"point": point, "changes": {**(spec.get("base") or {}), **changes},
+                     "dev_f1_mean": round(statistics.mean(f1s), 2),
+                     "dev_f1_std": round(statistics.stdev(f1s), 2) if len(f1s) > 1 else None,
+                     "dev_f1": {str(run["seed"]): round(run["best_dev_f1"], 2) for run in runs},
+                     "best_epoch": {str(run["seed"]): run["best_epoch"] for run in runs},
+                     "train_seconds_mean": round(statistics.mean(run["train_seconds"] for run in runs), 1),
+                     "mlflow_run_ids": [run["mlflow_run_id"] for run in runs]})
+    return sorted(rows, key=lambda row: -row["dev_f1_mean"])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.search", description=__doc__.split("\n\n")[0])
+    parser.add_argument("search", type=Path, help="the search file (searches/<name>.yaml)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the file's seeds")
+    return parser.parse_args(argv)
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    spec = read_search(args.search)
+    spec["seeds"] = args.seeds or spec.get("seeds") or load_params().train.seeds
+    name, model = args.search.stem, spec["model"]
+    params_of = {point: point_params(spec, point, args.search) for point in spec["points"]}
+    train, dev = read_split("train"), read_split("dev")
+    vocabularies: dict[str, Vocabulary] = {}
+    for params in params_of.values():
+        if (key := vocabulary_key(params)) not in vocabularies:
+            vocabularies[key] = build_vocabulary(params, train)
+            check_known_tags(dev, set(vocabularies[key].tags), str(split_file("dev")))
+    tracking.start_experiment(tracking.SEARCH_EXPERIMENT)
+    base = load_params()
+    where = cluster.connect(base.cluster)
+    results: dict[tuple[str, int], dict] = {}
+    try:
+        trainings = len(spec["points"]) * len(spec["seeds"])
+        print(f"search {name}: {model}, {len(spec['points'])} points x {len(spec['seeds'])} seeds = {trainings} "
+              f"trainings on {where.describe()}, {base.train.threads} thread(s) each")
+        with tracking.search_run(name, model, spec) as parent:
+            train_ref, dev_ref = cluster.put(train), cluster.put(dev)
+            vocabulary_refs = {key: cluster.put(vocabulary) for key, vocabulary in vocabularies.items()}
+            calls = [(f"{point} seed {seed}", (model, seed, params, train_ref, dev_ref,
+                                               vocabulary_refs[vocabulary_key(params)]))
+                     for point, params in params_of.items() for seed in spec["seeds"]]
+            labels = {f"{point} seed {seed}": (point, seed) for point in params_of for seed in spec["seeds"]}
+            for label, pair in cluster.run_tasks(train_pair, calls, base.train.threads, where,
+                                                 base.cluster.max_retries):
+                point, seed = labels[label]
+                best = max(pair.history, key=lambda row: row["dev_f1"])
+                run_id = tracking.log_search_trial(parent, point, seed, params_of[point], model, pair)
+                results[point, seed] = {"seed": seed, "best_dev_f1": best["dev_f1"], "best_epoch": best["epoch"],
+                                        "train_seconds": pair.seconds, "mlflow_run_id": run_id}
+                print(f"search {name}: {label}: dev F1 {best['dev_f1']:.2f} (epoch {best['epoch']}, "
+                      f"{pair.seconds:.0f} s)", flush=True)
+            ranking = rank(spec, results)
+            tracking.log_search_ranking(parent, ranking)
+    finally:
+        cluster.shutdown()
+    report = {"search": name, "model": model, "seeds": spec["seeds"], "command": " ".join(["python -m pipeline.search",
+              *sys.argv[1:]]), "date": date.today().isoformat(),
+              "machine": {"cores": os.cpu_count(), "platform": platform.platform()}, "cluster": where.describe(), "threads": base.train.threads, "ranking": ranking}
+    (REPORTS_DIR / "search").mkdir(parents=True, exist_ok=True)
+    write_json_atomic(REPORTS_DIR / "search" / f"{name}.json", report)
+    print(json.dumps({"search": name, "best": ranking[0]["point"], "dev_f1_mean": ranking[0]["dev_f1_mean"]}))
+
+
+if __name__ == "__main__":
+    main()

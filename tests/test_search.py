@@ -1,0 +1,35 @@
+"""The search file: what it may say, and the ranking's order (training: tests/test_pipeline_e2e.py)."""
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.search import rank, read_search
+
+
+@pytest.mark.parametrize("text, message", [
+    ("points: {a: {}}", r"expected the keys model, points and optionally seeds, base \(got points\)"),
+    ("model: char_cnn\npoints: {}", r"points: expected at least one"),
+    ("model: char_cnn\npoints: {a: 3}", r"points.a: expected a mapping"),
+    ("model: char_cnn\npoints: {a: {train.nope: 1}}", r"points.a: train.nope: no such key in params.yaml"),
+    ("model: char_cnn\npoints: {a: {train.optimizer: adagrad}}",
+     r"points.a: params.yaml: train.optimizer: Input should be 'adam' or 'sgd'"),
+    ("model: char_gru\npoints: {a: {}}", r"model: 'char_gru' is not in params.yaml's models"),
+    ("model: char_cnn\nseed: [1]\npoints: {a: {}}", r"expected the keys model, points"),
+])
+def test_a_bad_search_file_is_refused_before_any_training_with_the_point_and_key_named(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(PipelineError, match=f"^{tmp_path / 'bad.yaml'}: {message}"):
+        read_search(path)
+
+
+def test_points_rank_by_mean_dev_f1_over_seeds_with_base_changes_shown():
+    spec = {"model": "char_cnn", "seeds": [1, 2], "base": {"vocab.min_count": 1},
+            "points": {"a": {}, "b": {"model.units": 200}}}
+    results = {("a", 1): 90.0, ("a", 2): 92.0, ("b", 1): 93.0, ("b", 2): 90.0}
+    results = {key: {"seed": key[1], "best_dev_f1": f1, "best_epoch": 3, "train_seconds": 10.0,
+                     "mlflow_run_id": f"{key[0]}{key[1]}"} for key, f1 in results.items()}
+    ranking = rank(spec, results)
+    assert [row["point"] for row in ranking] == ["b", "a"]
+    assert ranking[0]["dev_f1_mean"] == 91.5 and ranking[0]["dev_f1_std"] == 2.12
+    assert ranking[0]["changes"] == {"vocab.min_count": 1, "model.units": 200}
+    assert ranking[1]["dev_f1"] == {"1": 90.0, "2": 92.0}
