@@ -156,7 +156,7 @@ def layer_of(operation: str, kind: str) -> str:
     """The part of the tagger an op belongs to, from its name scope (the same names in every revision)."""
     if kind == "Dataset" or operation.startswith("token_encoder"):
         return "input pipeline (tf.data, token encoder)"
-    if "adam" in operation.lower():
+    if any(name in operation.lower() for name in ("adam", "sgd")):
         return "optimizer"
     if "compile_loss/" in operation:  # the loss: the CRF's sequence likelihood, or cross-entropy
         return "loss (crf)" if "crf" in operation else "loss"

@@ -17,12 +17,17 @@ MLflow gets one parent run per search and one child run per (point, seed) (exper
 `ner-search`); reports/search/<name>.json ranks the points by mean dev F1. Test data is never
 read: take the winner into params.yaml and `dvc repro` for its test scores.
 
+The report is rewritten after every finished training, and a search run again keeps the
+trainings whose settings, code and data are unchanged (`trial_key`): a crashed or interrupted
+search resumes where it stopped, and adding a point or a seed trains only what is new.
+
 A point that changes the vocabulary (vocab.*, char_vocab.*, model.word_vectors) gets its own,
 built in memory the way the vocab stages build it.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -38,7 +43,7 @@ from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import REPORTS_DIR, split_file
 from pipeline.params import Params, load_params, read_yaml
-from pipeline.train import train_pair
+from pipeline.train import input_digests, train_pair
 from pipeline.vocab import build_tag_list, build_word_vocab
 from pipeline.vocabulary import Vocabulary
 from pipeline.word_vectors import embedding_rows, load_pretrained
@@ -109,6 +114,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def trial_key(model: str, params: Params, seed: int, inputs: dict[str, str]) -> str:
+    """What decides a (point, seed) training's result: the tagger's, training's and vocabulary's
+    settings, the seed, and the digests of the code and data it reads. A finished training with the
+    same key is kept when the search runs again."""
+    settings = {"tagger": params.tagger(model).model_dump(), "train": params.train.model_dump(exclude={"seeds"}),
+                "vocab": params.vocab.model_dump(), "char_vocab": params.char_vocab.model_dump(), "seed": seed,
+                "dev_batch_size": params.evaluate.batch_size, "inputs": inputs}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def search_inputs() -> dict[str, str]:
+    """The train stage's code and data digests, less data/vocab (a search builds its vocabularies)."""
+    return {path: digest for path, digest in input_digests().items() if not path.startswith("data/vocab")}
+
+
+def finished_trials(report_file: Path) -> dict[str, dict]:
+    """The trainings an earlier run of this search finished, by key (none if it has no report)."""
+    try:
+        return {trial["key"]: trial for trial in json.loads(report_file.read_text())["trials"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -116,45 +144,65 @@ def main(argv: list[str] | None = None) -> None:
     spec["seeds"] = args.seeds or spec.get("seeds") or load_params().train.seeds
     name, model = args.search.stem, spec["model"]
     params_of = {point: point_params(spec, point, args.search) for point in spec["points"]}
-    train, dev = read_split("train"), read_split("dev")
-    vocabularies: dict[str, Vocabulary] = {}
-    for params in params_of.values():
-        if (key := vocabulary_key(params)) not in vocabularies:
-            vocabularies[key] = build_vocabulary(params, train)
-            check_known_tags(dev, set(vocabularies[key].tags), str(split_file("dev")))
-    tracking.start_experiment(tracking.SEARCH_EXPERIMENT)
+    report_file = REPORTS_DIR / "search" / f"{name}.json"
+    inputs = search_inputs()
+    keys = {(point, seed): trial_key(model, params, seed, inputs)
+            for point, params in params_of.items() for seed in spec["seeds"]}
+    earlier = finished_trials(report_file)
+    results = {pair: earlier[key] for pair, key in keys.items() if key in earlier}
+    for (point, seed), trial in results.items():
+        print(f"search {name}: {point} seed {seed}: dev F1 {trial['best_dev_f1']:.2f}, kept from {report_file} "
+              "(same settings, code and data)")
+    todo = [pair for pair in keys if pair not in results]
     base = load_params()
-    where = cluster.connect(base.cluster)
-    results: dict[tuple[str, int], dict] = {}
+    report = {"search": name, "model": model, "seeds": spec["seeds"], "points": spec["points"],
+              "base": spec.get("base") or {}, "command": " ".join(["python -m pipeline.search", *sys.argv[1:]]),
+              "date": date.today().isoformat(), "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+              "threads": base.train.threads}
+
+    def save(complete: bool) -> None:  # after every training: a crash loses none that finished
+        trials = [{"point": point, "seed": seed, "key": keys[point, seed], **{k: v for k, v in trial.items()
+                   if k not in ("point", "seed", "key")}} for (point, seed), trial in results.items()]
+        ranking = rank(spec, results) if complete else []
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(report_file, {**report, "complete": complete, "ranking": ranking, "trials": trials})
+
+    if todo:
+        train, dev = read_split("train"), read_split("dev")
+        vocabularies: dict[str, Vocabulary] = {}
+        for point, _ in todo:
+            if (key := vocabulary_key(params_of[point])) not in vocabularies:
+                vocabularies[key] = build_vocabulary(params_of[point], train)
+                check_known_tags(dev, set(vocabularies[key].tags), str(split_file("dev")))
+    tracking.start_experiment(tracking.SEARCH_EXPERIMENT)
+    where = cluster.connect(base.cluster) if todo else None
     try:
-        trainings = len(spec["points"]) * len(spec["seeds"])
-        print(f"search {name}: {model}, {len(spec['points'])} points x {len(spec['seeds'])} seeds = {trainings} "
-              f"trainings on {where.describe()}, {base.train.threads} thread(s) each")
         with tracking.search_run(name, model, spec) as parent:
-            train_ref, dev_ref = cluster.put(train), cluster.put(dev)
-            vocabulary_refs = {key: cluster.put(vocabulary) for key, vocabulary in vocabularies.items()}
-            calls = [(f"{point} seed {seed}", (model, seed, params, train_ref, dev_ref,
-                                               vocabulary_refs[vocabulary_key(params)]))
-                     for point, params in params_of.items() for seed in spec["seeds"]]
-            labels = {f"{point} seed {seed}": (point, seed) for point in params_of for seed in spec["seeds"]}
-            for label, pair in cluster.run_tasks(train_pair, calls, base.train.threads, where,
-                                                 base.cluster.max_retries):
-                point, seed = labels[label]
-                best = max(pair.history, key=lambda row: row["dev_f1"])
-                run_id = tracking.log_search_trial(parent, point, seed, params_of[point], model, pair)
-                results[point, seed] = {"seed": seed, "best_dev_f1": best["dev_f1"], "best_epoch": best["epoch"],
-                                        "train_seconds": pair.seconds, "mlflow_run_id": run_id}
-                print(f"search {name}: {label}: dev F1 {best['dev_f1']:.2f} (epoch {best['epoch']}, "
-                      f"{pair.seconds:.0f} s)", flush=True)
+            if todo:
+                print(f"search {name}: {model}, {len(todo)} trainings on {where.describe()}, "
+                      f"{base.train.threads} thread(s) each")
+                report["cluster"] = where.describe()
+                train_ref, dev_ref = cluster.put(train), cluster.put(dev)
+                vocabulary_refs = {key: cluster.put(vocabulary) for key, vocabulary in vocabularies.items()}
+                calls = [(f"{point} seed {seed}", (model, seed, params_of[point], train_ref, dev_ref,
+                                                   vocabulary_refs[vocabulary_key(params_of[point])]))
+                         for point, seed in todo]
+                for label, pair in cluster.run_tasks(train_pair, calls, base.train.threads, where,
+                                                     base.cluster.max_retries):
+                    point, seed = todo[[f"{p} seed {s}" for p, s in todo].index(label)]
+                    best = max(pair.history, key=lambda row: row["dev_f1"])
+                    run_id = tracking.log_search_trial(parent, point, seed, params_of[point], model, pair)
+                    results[point, seed] = {"seed": seed, "best_dev_f1": best["dev_f1"], "best_epoch": best["epoch"],
+                                            "train_seconds": pair.seconds, "mlflow_run_id": run_id}
+                    save(complete=False)
+                    print(f"search {name}: {label}: dev F1 {best['dev_f1']:.2f} (epoch {best['epoch']}, "
+                          f"{pair.seconds:.0f} s)", flush=True)
             ranking = rank(spec, results)
             tracking.log_search_ranking(parent, ranking)
     finally:
-        cluster.shutdown()
-    report = {"search": name, "model": model, "seeds": spec["seeds"], "command": " ".join(["python -m pipeline.search",
-              *sys.argv[1:]]), "date": date.today().isoformat(),
-              "machine": {"cores": os.cpu_count(), "platform": platform.platform()}, "cluster": where.describe(), "threads": base.train.threads, "ranking": ranking}
-    (REPORTS_DIR / "search").mkdir(parents=True, exist_ok=True)
-    write_json_atomic(REPORTS_DIR / "search" / f"{name}.json", report)
+        if where:
+            cluster.shutdown()
+    save(complete=True)
     print(json.dumps({"search": name, "best": ranking[0]["point"], "dev_f1_mean": ranking[0]["dev_f1_mean"]}))
 
 

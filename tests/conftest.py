@@ -1,5 +1,7 @@
+import contextlib
 import glob
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -12,6 +14,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -101,22 +104,54 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def ray_cluster(monkeypatch):
+def start_ray_cluster() -> int:
     """A local multi-process Ray cluster: a head node with no CPUs for tasks and a worker node
-    started as a separate process, so every task runs on the worker. Yields RAY_ADDRESS. Like any
-    Ray >= 2.52 cluster it takes a token: every process started from here on gets it in its environment."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    started as a separate process, so every task runs on the worker. Returns the head's port
+    (RAY_ADDRESS = 127.0.0.1:<port>)."""
     ray = str(Path(sys.executable).parent / "ray")
     port = free_port()
-    address = f"127.0.0.1:{port}"
     try:
         subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
                         "--num-cpus", "0", "--include-dashboard", "false", "--disable-usage-stats"],
                        check=True, capture_output=True)
-        subprocess.run([ray, "start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
-                        "--disable-usage-stats"], check=True, capture_output=True)
-        yield address
+        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
+                        "--num-cpus", "2", "--disable-usage-stats"], check=True, capture_output=True)
+    except BaseException:
+        stop_ray_cluster(port)
+        raise
+    return port
+
+
+def cluster_processes(port: int) -> list:
+    """The GCS, raylets and agents of the Ray cluster whose GCS listens on <port> (by their cmdline:
+    `--gcs_server_port=<port>` or `--gcs-address=<any ip>:<port>`)."""
+    mark = re.compile(rf"--gcs_server_port={port}\b|--gcs[-_]address=\S*:{port}\b")
+    return [process for process in psutil.process_iter(["cmdline"])
+            if mark.search(" ".join(process.info["cmdline"] or ()))]
+
+
+def stop_ray_cluster(port: int) -> None:
+    """Stop the processes of the cluster at 127.0.0.1:<port> and theirs, and no other. `ray stop`
+    would kill every Ray of the machine: a `dvc repro` running beside the tests included."""
+    roots = cluster_processes(port)
+    family = set(roots)
+    for process in roots:
+        with contextlib.suppress(psutil.Error):
+            family.update(process.children(recursive=True))  # the workers (their cmdline is ray::...)
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(list(family), timeout=30)
+
+
+@pytest.fixture
+def ray_cluster(monkeypatch):
+    """start_ray_cluster's cluster for one test; yields RAY_ADDRESS. Like any Ray >= 2.52 cluster
+    it takes a token: every process started from here on gets it in its environment."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    port = start_ray_cluster()
+    try:
+        yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True)
+        stop_ray_cluster(port)

@@ -21,3 +21,33 @@ def test_more_threads_per_training_than_local_cpus_stops_with_the_key_named(monk
             next(cluster.run_tasks(print, [("a", ())], 2, where, 0))
     finally:
         cluster.shutdown()
+
+
+def test_stopping_the_test_cluster_leaves_another_ray_of_the_machine_running(monkeypatch):
+    """The tests' Ray cluster is stopped by its own port: a developer's `dvc repro` (its local Ray)
+    running beside the suite survives it (`ray stop` killed it)."""
+    import secrets
+    import subprocess
+    import sys
+
+    import psutil
+
+    from tests.conftest import cluster_processes, start_ray_cluster, stop_ray_cluster
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import ray, time; ray.init(address='local', num_cpus=1, include_dashboard=False); "
+         "print('up', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert bystander.stdout.readline().strip() == "up"
+        before = psutil.Process(bystander.pid).children(recursive=True)
+        assert any("raylet" in " ".join(p.cmdline()) for p in before)
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")
+        monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+        port = start_ray_cluster()
+        cluster = cluster_processes(port)
+        assert sum("raylet/raylet" in " ".join(p.cmdline()) for p in cluster) == 2  # the two nodes
+        stop_ray_cluster(port)
+        assert not any(p.is_running() for p in cluster)
+        assert bystander.poll() is None and all(p.is_running() for p in before)
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -493,10 +493,14 @@ def team_server(tmp_path, postgres_url):
         yield url
 
 
-def test_parallel_sweep_on_a_ray_cluster_through_the_team_server_loses_nothing(repo, team_server, ray_cluster):
+def test_parallel_sweep_on_a_ray_cluster_through_the_team_server_loses_nothing(repo, team_server, ray_cluster,
+                                                                              monkeypatch):
     """`dvc queue start -j 2` on this machine, every training on a separate Ray worker node, every run
     in the PostgreSQL-backed team MLflow with its history and artifacts."""
     repo, _ = repo
+    # two experiments start at once on 2 busy cores: give the one-worker server's health check time
+    # (it failed once with the default 10 s while a repro ran beside the suite)
+    monkeypatch.setenv("NER_TRACKING_TIMEOUT", "60")
     run_queue(repo, [("gru", "model.cell=gru"), ("simple", "model.cell=simple")], jobs=2,
               tracking_uri=team_server, ray_address=ray_cluster)
     client = mlflow.MlflowClient(team_server)
@@ -621,6 +625,16 @@ def test_a_search_trains_every_point_on_ray_ranks_on_dev_and_logs_parent_and_chi
     sgd = children[next(r for r in ranking if r["point"] == "bioes_sgd")["mlflow_run_ids"][0]]
     assert [m.value for m in client.get_metric_history(sgd.info.run_id, "learning_rate")] == \
         pytest.approx([0.1, 0.1 / 1.5])
+    # run again with one more point: the six finished trainings are kept, only the new point trains
+    spec = yaml.safe_load(search.read_text())
+    spec["points"]["patient"] = {"train.patience": 1}
+    search.write_text(yaml.safe_dump(spec))
+    again = run([sys.executable, "-m", "pipeline.search", str(search)], repo, tracking_uri=store)
+    assert again.stdout.count("kept from reports/search/tiny.json") == 6
+    assert again.stdout.count("dev F1") == 6 + 2 and "2 trainings on local Ray" in again.stdout
+    report = json.loads((repo / "reports/search/tiny.json").read_text())
+    assert report["complete"] and len(report["trials"]) == 8 and len(report["ranking"]) == 4
+    assert {run_id for row in report["ranking"] for run_id in row["mlflow_run_ids"]} >= set(children)
     # the workspace's own runs, models and reports are untouched: a search is not a pipeline run
     assert client.get_experiment_by_name("ner-char-embeddings") is None
     assert run([sys.executable, "-m", "dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
