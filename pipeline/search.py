@@ -57,6 +57,11 @@ def read_search(path: Path) -> dict:
     if not isinstance(spec, dict) or not {"model", "points"} <= spec.keys() or spec.keys() - SEARCH_KEYS:
         raise PipelineError(f"{path}: expected the keys model, points and optionally seeds, base "
                             f"(got {', '.join(spec) if isinstance(spec, dict) else type(spec).__name__})")
+    seeds = spec.get("seeds")
+    if seeds is not None and (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+                              or not all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
+                                         for seed in seeds)):
+        raise PipelineError(f"{path}: seeds: expected a list of distinct non-negative integers, got {seeds!r}")
     if not isinstance(spec["points"], dict) or not spec["points"]:
         raise PipelineError(f"{path}: points: expected at least one `name: {{key: value, ...}}`")
     for name, changes in spec["points"].items():
@@ -142,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     spec = read_search(args.search)
     spec["seeds"] = args.seeds or spec.get("seeds") or load_params().train.seeds
+    if len(set(spec["seeds"])) != len(spec["seeds"]) or min(spec["seeds"]) < 0:
+        raise PipelineError(f"--seeds: expected distinct non-negative integers, got {spec['seeds']}")
     name, model = args.search.stem, spec["model"]
     params_of = {point: point_params(spec, point, args.search) for point in spec["points"]}
     report_file = REPORTS_DIR / "search" / f"{name}.json"

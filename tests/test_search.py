@@ -14,6 +14,8 @@ from pipeline.search import rank, read_search
      r"points.a: params.yaml: train.optimizer: Input should be 'adam' or 'sgd'"),
     ("model: char_gru\npoints: {a: {}}", r"model: 'char_gru' is not in params.yaml's models"),
     ("model: char_cnn\nseed: [1]\npoints: {a: {}}", r"expected the keys model, points"),
+    ("model: char_cnn\nseeds: [1, 1]\npoints: {a: {}}", r"seeds: expected a list of distinct non-negative integers"),
+    ("model: char_cnn\nseeds: 42\npoints: {a: {}}", r"seeds: expected a list of distinct non-negative integers"),
 ])
 def test_a_bad_search_file_is_refused_before_any_training_with_the_point_and_key_named(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
