@@ -599,6 +599,7 @@ def test_a_search_trains_every_point_on_ray_ranks_on_dev_and_logs_parent_and_chi
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # what the pipeline's status is before the search (earlier tests may have left params edits behind)
     status_before = run([sys.executable, "-m", "dvc", "status"], repo).stdout
+    metrics_before = (repo / "reports/metrics.json").read_bytes()
     result = run([sys.executable, "-m", "pipeline.search", str(search)], repo, tracking_uri=store)
     report = json.loads((repo / "reports/search/tiny.json").read_text())
     ranking = report["ranking"]
@@ -640,3 +641,4 @@ def test_a_search_trains_every_point_on_ray_ranks_on_dev_and_logs_parent_and_chi
     # the workspace's own runs, models and reports are untouched: a search is not a pipeline run
     assert client.get_experiment_by_name("ner-char-embeddings") is None
     assert run([sys.executable, "-m", "dvc", "status"], repo).stdout == status_before
+    assert (repo / "reports/metrics.json").read_bytes() == metrics_before
