@@ -19,7 +19,9 @@ read: take the winner into params.yaml and `dvc repro` for its test scores.
 
 The report is rewritten after every finished training, and a search run again keeps the
 trainings whose settings, code and data are unchanged (`trial_key`): a crashed or interrupted
-search resumes where it stopped, and adding a point or a seed trains only what is new.
+search resumes where it stopped, and adding a point or a seed trains only what is new. Trainings
+are kept from every report in reports/search/, so a new file that repeats another's points (say,
+its leaders over more seeds) trains only the new seeds.
 
 A point that changes the vocabulary (vocab.*, char_vocab.*, model.word_vectors) gets its own,
 built in memory the way the vocab stages build it.
@@ -135,11 +137,17 @@ def search_inputs() -> dict[str, str]:
 
 
 def finished_trials(report_file: Path) -> dict[str, dict]:
-    """The trainings an earlier run of this search finished, by key (none if it has no report)."""
-    try:
-        return {trial["key"]: trial for trial in json.loads(report_file.read_text())["trials"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    """The trainings finished by earlier searches, by key, each with the report it came from. Every
+    report in the folder counts (the same key is the same training, whichever file asked for it), and
+    this search's own report wins a tie. An unreadable report is skipped: its trainings run again."""
+    trials: dict[str, dict] = {}
+    for path in sorted(report_file.parent.glob("*.json"), key=lambda path: path == report_file):
+        try:
+            trials.update({trial["key"]: {**trial, "kept_from": str(path)}
+                           for trial in json.loads(path.read_text())["trials"]})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return trials
 
 
 @exits_cleanly
@@ -158,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     earlier = finished_trials(report_file)
     results = {pair: earlier[key] for pair, key in keys.items() if key in earlier}
     for (point, seed), trial in results.items():
-        print(f"search {name}: {point} seed {seed}: dev F1 {trial['best_dev_f1']:.2f}, kept from {report_file} "
-              "(same settings, code and data)")
+        print(f"search {name}: {point} seed {seed}: dev F1 {trial['best_dev_f1']:.2f}, kept from "
+              f"{trial.pop('kept_from')} (same settings, code and data)")
     todo = [pair for pair in keys if pair not in results]
     base = load_params()
     report = {"search": name, "model": model, "seeds": spec["seeds"], "points": spec["points"],

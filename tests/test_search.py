@@ -1,8 +1,10 @@
 """The search file: what it may say, and the ranking's order (training: tests/test_pipeline_e2e.py)."""
+import json
+
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.search import rank, read_search
+from pipeline.search import finished_trials, rank, read_search
 
 
 @pytest.mark.parametrize("text, message", [
@@ -35,3 +37,16 @@ def test_points_rank_by_mean_dev_f1_over_seeds_with_base_changes_shown():
     assert ranking[0]["dev_f1_mean"] == 91.5 and ranking[0]["dev_f1_std"] == 2.12
     assert ranking[0]["changes"] == {"vocab.min_count": 1, "model.units": 200}
     assert ranking[1]["dev_f1"] == {"1": 90.0, "2": 92.0}
+
+
+def test_finished_trainings_are_kept_from_every_report_and_the_searchs_own_report_wins(tmp_path):
+    def report(name, *trials):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"trials": [
+            {"point": "p", "seed": 42, "key": key, "best_dev_f1": f1} for key, f1 in trials]}))
+    report("other", ("k1", 90.0), ("k2", 91.0))
+    report("mine", ("k2", 92.0))
+    (tmp_path / "broken.json").write_text('{"trials": [')   # skipped: its trainings would run again
+    kept = finished_trials(tmp_path / "mine.json")
+    assert {key: (trial["best_dev_f1"], trial["kept_from"]) for key, trial in kept.items()} == {
+        "k1": (90.0, str(tmp_path / "other.json")), "k2": (92.0, str(tmp_path / "mine.json"))}
+    assert finished_trials(tmp_path / "missing" / "new.json") == {}
