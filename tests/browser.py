@@ -31,8 +31,10 @@ def check_mlflow_ui(store: str, log: Path, compared: tuple[str, str]) -> None:
     runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
     gain = runs["char-gain"].data.metrics["char_gain_test"]
     port = free_port()
+    # one worker: a user's single browser needs no more, and 4 workers importing MLflow at once on
+    # 2 cores make the server start several times slower
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port",
-               str(port)]
+               str(port), "--workers", "1"]
     with serving(command, port, log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         try:

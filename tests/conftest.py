@@ -71,7 +71,11 @@ def serving(command: list[str], port: int, log: Path, cwd: Path = REPO_ROOT, tim
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a graceful stop waits for clients' idle keep-alive connections
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
 
 def postgres_binary(name: str) -> str:

@@ -73,8 +73,9 @@ def test_word_vectors_initialise_their_rows_and_others_stay_random():
 
 def test_words_training_never_sees_are_frozen_in_float16_and_the_rest_learn(tmp_path):
     vectors = np.random.default_rng(0).normal(size=(len(WORDS), 16)).astype("float32")
+    # no word dropout (the default's 0.05 would sometimes train the OOV row: a flaky test)
     params = TaggerParams(**{**PARAMS.model.model_dump(), "word_vectors": "none", "word_dim": 16,
-                             "char_encoder": "none", "decoder": "softmax", "casing": False})
+                             "char_encoder": "none", "decoder": "softmax", "casing": False, "word_dropout": 0.0})
     encoder = build_encoder(WORDS, None, False, 8)
     network = build_network(len(WORDS) + 2, 2, len(TAGS), params, vectors, trained_words=3)  # the, Berlin, in
     embedding = network.get_layer("word_embedding")
@@ -198,8 +199,10 @@ def test_training_learns_and_is_reproducible(real_train, tmp_path, model):
     tagger, history = train_tagger(model, params, 7, sentences, sentences, vocabulary)
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 3
     assert max(row["dev_f1"] for row in history) > 70  # fits its own training sentences
-    _, again = train_tagger(model, params, 7, sentences, sentences, vocabulary)
-    assert [(r["train_loss"], r["dev_f1"]) for r in again] == [(r["train_loss"], r["dev_f1"]) for r in history]
+    # the same seed again, 4 epochs (the suite's time): the same first 4 epochs, to the last digit
+    shorter = params.model_copy(update={"train": params.train.model_copy(update={"epochs": 4})})
+    _, again = train_tagger(model, shorter, 7, sentences, sentences, vocabulary)
+    assert [(r["train_loss"], r["dev_f1"]) for r in again] == [(r["train_loss"], r["dev_f1"]) for r in history[:4]]
     # the trained tagger (CRF decoder) saves and loads without training code such as its loss
     tagger.save(tmp_path / "tagger.keras")
     tokens = [s.tokens for s in sentences[:20]]
