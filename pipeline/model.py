@@ -83,6 +83,18 @@ class CharEncoder(layers.Layer):
     and the results are copied to every occurrence: the same numbers, less work."""
 
     features: int
+    embedding: layers.Embedding
+
+    def __init__(self, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout_rate = dropout
+        # only when on: a Dropout layer draws a seed, which would shift every later layer's initialisation
+        self.dropout = layers.Dropout(dropout, name="char_dropout") if dropout else None
+
+    def embed(self, char_ids):
+        """The characters' embeddings, with dropout in training (Ma & Hovy 2016: before the CNN)."""
+        embedded = self.embedding(char_ids)
+        return self.dropout(embedded) if self.dropout else embedded
 
     def call(self, char_ids):
         shape = tf.shape(char_ids)
@@ -110,8 +122,8 @@ class CharCNN(CharEncoder):
     Padding characters (id 0) are left out of the max, so a token's features do not depend on
     how much it was padded."""
 
-    def __init__(self, n_chars: int, char_dim: int, filters: int, kernel_size: int, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, n_chars: int, char_dim: int, filters: int, kernel_size: int, dropout: float = 0.0, **kwargs):
+        super().__init__(dropout=dropout, **kwargs)
         self.n_chars, self.char_dim, self.filters, self.kernel_size = n_chars, char_dim, filters, kernel_size
         self.features = filters
         self.embedding = layers.Embedding(n_chars, char_dim, name="char_embedding")
@@ -122,13 +134,13 @@ class CharCNN(CharEncoder):
         self.conv.build((None, input_shape[-1], self.char_dim))
 
     def encode(self, char_ids):
-        features = self.conv(self.embedding(char_ids))
+        features = self.conv(self.embed(char_ids))
         is_char = ops.expand_dims(ops.not_equal(char_ids, 0), -1)
         return ops.max(ops.where(is_char, features, -2.0), axis=1)  # tanh > -1, so -2 never wins
 
     def get_config(self):
         return {**super().get_config(), "n_chars": self.n_chars, "char_dim": self.char_dim,
-                "filters": self.filters, "kernel_size": self.kernel_size}
+                "filters": self.filters, "kernel_size": self.kernel_size, "dropout": self.dropout_rate}
 
 
 @keras.saving.register_keras_serializable(package="ner")
@@ -136,8 +148,8 @@ class CharBiLSTM(CharEncoder):
     """Char embedding -> bidirectional LSTM over each token's characters, the final forward and
     backward states concatenated (Lample et al. 2016). Padding characters are masked."""
 
-    def __init__(self, n_chars: int, char_dim: int, units: int, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, n_chars: int, char_dim: int, units: int, dropout: float = 0.0, **kwargs):
+        super().__init__(dropout=dropout, **kwargs)
         self.n_chars, self.char_dim, self.units = n_chars, char_dim, units
         self.features = 2 * units
         self.embedding = layers.Embedding(n_chars, char_dim, name="char_embedding")
@@ -151,18 +163,20 @@ class CharBiLSTM(CharEncoder):
         # run only as many steps as the longest token of the batch has characters
         width = ops.max(ops.sum(ops.cast(ops.not_equal(char_ids, 0), "int32"), axis=1))
         char_ids = char_ids[:, :width]
-        return self.bilstm(self.embedding(char_ids), mask=ops.not_equal(char_ids, 0))
+        return self.bilstm(self.embed(char_ids), mask=ops.not_equal(char_ids, 0))
 
     def get_config(self):
-        return {**super().get_config(), "n_chars": self.n_chars, "char_dim": self.char_dim, "units": self.units}
+        return {**super().get_config(), "n_chars": self.n_chars, "char_dim": self.char_dim, "units": self.units,
+                "dropout": self.dropout_rate}
 
 
 # char_encoder param -> the part that encodes a token's characters (none: no part)
 CHAR_ENCODERS = {
     "none": None,
     "cnn": lambda n_chars, spec: CharCNN(n_chars, spec.char_dim, spec.char_filters, spec.char_kernel_size,
-                                         name="char_encoder"),
-    "lstm": lambda n_chars, spec: CharBiLSTM(n_chars, spec.char_dim, spec.char_lstm_units, name="char_encoder"),
+                                         spec.char_dropout, name="char_encoder"),
+    "lstm": lambda n_chars, spec: CharBiLSTM(n_chars, spec.char_dim, spec.char_lstm_units, spec.char_dropout,
+                                             name="char_encoder"),
 }
 
 
@@ -306,6 +320,14 @@ def word_embedding(n_words: int, params: TaggerParams, word_vectors: np.ndarray 
     return features
 
 
+def sequence_dropout(params: TaggerParams, name: str) -> layers.Dropout:
+    """Dropout on (batch, time, features): per number, or with `variational_dropout` one mask per
+    sentence, the same features dropped at every time step (Gal & Ghahramani 2016; Reimers &
+    Gurevych 2017 found it the better placement for sequence taggers)."""
+    return layers.Dropout(params.dropout, noise_shape=(None, 1, None) if params.variational_dropout else None,
+                          name=name)
+
+
 def build_network(n_words: int, n_chars: int, n_tags: int, params: TaggerParams,
                   word_vectors: np.ndarray | None = None, trained_words: int | None = None) -> keras.Model:
     """Ids -> per-token tag probabilities (softmax) or Viterbi one-hots (CRF, outside training).
@@ -326,9 +348,10 @@ def build_network(n_words: int, n_chars: int, n_tags: int, params: TaggerParams,
         inputs["char_ids"] = keras.Input(shape=(None, None), dtype="int64", name="char_ids")
         features.append(make_char_encoder(n_chars, params)(inputs["char_ids"]))
     x = layers.Concatenate(name="token_features")(features) if len(features) > 1 else features[0]
-    x = layers.Dropout(params.dropout, name="input_dropout")(x)
-    x = RNN_LAYERS[params.cell](params.units, name="bidirectional")(x)
-    x = layers.Dropout(params.dropout, name="output_dropout")(x)
+    x = sequence_dropout(params, name="input_dropout")(x)
+    for layer in range(1, params.rnn_layers + 1):  # stacked: each layer reads the one below, dropout between
+        x = RNN_LAYERS[params.cell](params.units, name="bidirectional" if layer == 1 else f"bidirectional_{layer}")(x)
+        x = sequence_dropout(params, name="output_dropout" if layer == params.rnn_layers else f"dropout_{layer}")(x)
     if params.decoder == "crf":
         outputs = CRF(n_tags, name="crf")(layers.Dense(n_tags, name="tag_scores")(x))
     else:

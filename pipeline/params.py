@@ -75,7 +75,11 @@ class ModelParams(Section):
     casing: bool  # a per-token casing feature (Reimers & Gurevych 2017) beside the word embedding
     cell: Literal["simple", "gru", "lstm"]
     units: int = Field(ge=1)
+    rnn_layers: int = Field(ge=1)  # stacked bidirectional RNN layers
     dropout: float = Field(ge=0, lt=1)
+    # one dropout mask per sentence for the RNN's inputs and outputs, instead of one per number
+    variational_dropout: bool
+    char_dropout: float = Field(ge=0, lt=1)  # on the char embeddings, before the char encoder
     char_dim: int = Field(ge=1)
     char_filters: int = Field(ge=1)
     char_kernel_size: int = Field(ge=1)

@@ -105,6 +105,44 @@ def test_word_dropout_replaces_words_by_oov_in_training_only():
     np.testing.assert_array_equal(layer(ids, training=False).numpy(), ids)
 
 
+def test_variational_dropout_drops_the_same_features_at_every_token():
+    inputs = np.ones((64, 12, 20), dtype="float32")
+    for variational in (True, False):
+        _, network, _ = make_tagger("none", variational_dropout=variational)
+        kept = network.get_layer("input_dropout")(inputs, training=True).numpy() > 0
+        same_at_every_token = (kept == kept[:, :1]).all()
+        assert same_at_every_token == variational and 0.4 < kept.mean() < 0.6
+        np.testing.assert_array_equal(network.get_layer("input_dropout")(inputs, training=False), inputs)
+
+
+@pytest.mark.parametrize("char_encoder", ["cnn", "lstm"])
+def test_char_dropout_acts_in_training_only_and_survives_saving(char_encoder, tmp_path):
+    encoder, network, tagger = make_tagger(char_encoder, char_dropout=0.5)
+    char_ids = encoder(pad_batch([["Peter", "lives", "in", "Berlin", "."]] * 8))["char_ids"]
+    layer = network.get_layer("char_encoder")
+    assert layer.dropout.rate == 0.5
+    inference = layer(char_ids, training=False).numpy()
+    np.testing.assert_array_equal(inference, layer(char_ids).numpy())
+    assert not np.allclose(layer(char_ids, training=True).numpy(), inference)
+    tagger.save(tmp_path / "tagger.keras")
+    loaded = keras.saving.load_model(tmp_path / "tagger.keras").get_layer("network").get_layer("char_encoder")
+    assert loaded.dropout.rate == 0.5
+    np.testing.assert_allclose(loaded(char_ids, training=False).numpy(), inference, atol=1e-6)
+
+
+def test_stacked_rnn_layers_each_read_the_one_below():
+    _, one, _ = make_tagger("cnn")
+    encoder, two, tagger = make_tagger("cnn", rnn_layers=2, variational_dropout=True)
+    names = [layer.name for layer in two.layers]
+    assert names.index("bidirectional") < names.index("dropout_1") < names.index("bidirectional_2") < names.index(
+        "output_dropout")
+    kernels = {w.name: w.shape for w in two.get_layer("bidirectional_2").weights}
+    assert kernels["forward_kernel"] == (2 * PARAMS.model.units, 4 * PARAMS.model.units)  # reads both directions
+    assert two.count_params() > one.count_params()
+    assert {"bidirectional_2", "dropout_1"}.isdisjoint(layer.name for layer in one.layers)
+    assert len(tag(tagger, [["Peter", "lives", "in", "Berlin", "."]])[0]) == 5
+
+
 def test_a_bioes_network_learns_bioes_classes_and_the_tagger_outputs_iob2():
     classes = tag_classes(TAGS, "bioes")
     assert classes == ["O", "B-LOC", "S-LOC", "I-LOC", "E-LOC", "B-PER", "S-PER", "I-PER", "E-PER"]
