@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pipeline.corpus import read_split, write_normalized
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import DVC_FILE, PARAMS_FILE, REPORTS_DIR, VOCAB_DIR, split_file
+from pipeline.machine import describe_machine
 from pipeline.params import load_params
 
 SCALE_FILE = REPORTS_DIR / "scale.json"
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     for result in results:
         result["speedup_vs_first"] = round(serial / result["wall_seconds"], 2)
     report = {"command": " ".join(["python -m benchmarks.scale", *(argv if argv is not None else sys.argv[1:])]),
-              "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                          "python": platform.python_version()},
+              "machine": describe_machine(),
               "workload": {"models": list(params.models), "seeds": params.train.seeds, "trainings": pairs,
                            "train_sentences": args.sentences,
                            "epochs": args.epochs},

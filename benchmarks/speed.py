@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -41,6 +40,7 @@ from pipeline.corpus import read_split
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import BENCHMARK_FILE
+from pipeline.machine import describe_machine
 from pipeline.model import build_encoder, build_trainable, pad_batch
 from pipeline.params import load_params
 from pipeline.tagger import Tagger
@@ -242,11 +242,7 @@ def time_full_repro(source: Path) -> dict:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory, 1), "gpu": "none",
-            "python": platform.python_version(), "tensorflow": tf.__version__, "platform": platform.platform()}
+    return {**describe_machine(), "gpu": "none", "tensorflow": tf.__version__}
 
 
 def batch_sizes(text: str) -> list[int]:

@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import statistics
 import sys
 from datetime import date
@@ -44,6 +42,7 @@ from pipeline.corpus import Sentence, check_known_tags, read_split
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import REPORTS_DIR, split_file
+from pipeline.machine import describe_machine
 from pipeline.params import Params, load_params, read_yaml
 from pipeline.train import input_digests, train_pair
 from pipeline.vocab import build_tag_list, build_word_vocab
@@ -172,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     base = load_params()
     report = {"search": name, "model": model, "seeds": spec["seeds"], "points": spec["points"],
               "base": spec.get("base") or {}, "command": " ".join(["python -m pipeline.search", *sys.argv[1:]]),
-              "date": date.today().isoformat(), "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+              "date": date.today().isoformat(), "machine": describe_machine(),
               "threads": base.train.threads}
 
     def save(complete: bool) -> None:  # after every training: a crash loses none that finished

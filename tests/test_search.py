@@ -4,6 +4,7 @@ import json
 import pytest
 
 from pipeline.errors import PipelineError
+from pipeline.machine import VECTOR_FLAGS, cpuinfo_field, describe_machine
 from pipeline.search import finished_trials, rank, read_search
 
 
@@ -50,3 +51,13 @@ def test_finished_trainings_are_kept_from_every_report_and_the_searchs_own_repor
     assert {key: (trial["best_dev_f1"], trial["kept_from"]) for key, trial in kept.items()} == {
         "k1": (90.0, str(tmp_path / "other.json")), "k2": (92.0, str(tmp_path / "mine.json"))}
     assert finished_trials(tmp_path / "missing" / "new.json") == {}
+
+
+def test_reports_name_the_cpu_and_its_widest_vector_instructions():
+    """Metrics can differ in the last digits between CPUs (oneDNN's AVX-512/AMX paths), so the
+    search and benchmark reports say which one they ran on."""
+    machine = describe_machine()
+    assert machine["cores"] >= 1 and machine["cpu"]
+    flags = (cpuinfo_field("flags") or "").split()
+    present = [flag for flag in VECTOR_FLAGS if flag in flags]
+    assert machine["vector_instructions"] == (present[0] if present else None)
