@@ -28,5 +28,6 @@ def describe_machine() -> dict:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": cpuinfo_field("model name") or platform.processor() or platform.machine(),
             "cpu_model": cpuinfo_field("model"), "vector_instructions": next((f for f in VECTOR_FLAGS if f in flags), None),
-            "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory, 1),
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),  # Linux: usable
+            "memory_gib": round(memory, 1),
             "python": platform.python_version(), "platform": platform.platform()}
