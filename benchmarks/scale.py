@@ -73,15 +73,20 @@ def setups(text: str) -> list[tuple[int, int]]:
     return pairs
 
 
-@exits_cleanly
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     cores = os.cpu_count() or 1
     parser.add_argument("--setups", type=setups, default=[(cores, cores), (cores, 1)],
                         help=f"CPUS:THREADS set-ups to compare (default: {cores}:{cores},{cores}:1)")
     parser.add_argument("--sentences", type=int, default=2000, help="training (and dev) sentences per training")
     parser.add_argument("--epochs", type=int, default=2)
-    args = parser.parse_args(argv)
+    return parser
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     params = load_params()
     if not split_file("train").is_file():
         raise PipelineError(f"{split_file('train')}: not found; run `dvc repro` (or `dvc pull`) first")

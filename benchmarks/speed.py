@@ -226,13 +226,13 @@ def speedups(new: dict, old: dict) -> dict:
             "first_epoch": round(old["first_epoch_seconds"] / new["first_epoch_seconds"], 2)}
 
 
-def time_full_repro(source: Path) -> dict:
-    """`dvc repro` of the committed project in a fresh clone, data read from the local mirror `source`."""
+def time_full_repro(source: str) -> dict:
+    """`dvc repro` of the committed project in a fresh clone, data from `source` (data.source)."""
     with tempfile.TemporaryDirectory() as folder:
         clone = Path(folder) / "clone"
         subprocess.run(["git", "clone", "--quiet", ".", str(clone)], check=True)
         params = yaml.safe_load((clone / "params.yaml").read_text())
-        params["data"]["source"] = str(source.resolve())
+        params["data"]["source"] = source if source == "default" else str(Path(source).resolve())
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         started = time.perf_counter()
         subprocess.run(["dvc", "repro", "--quiet"], cwd=clone, check=True,
@@ -256,23 +256,30 @@ def batch_sizes(text: str) -> list[int]:
     return sizes
 
 
-@exits_cleanly
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per model (the first is warm-up)")
     parser.add_argument("--large-batches", type=batch_sizes, default="64,128",
                         help="taggers with a char encoder also at these batch sizes (comma-separated; empty: none)")
     parser.add_argument("--models", type=lambda text: [name for name in text.split(",") if name],
                         help="comma-separated taggers of params.yaml's models (default: all)")
     parser.add_argument("--repro", action="store_true", help="also time a full dvc repro in a fresh clone")
-    parser.add_argument("--source", type=Path, default=Path(os.environ.get("NER_SHARED_DATA", "../shared/data")),
-                        help="local data mirror for --repro")
+    parser.add_argument("--source", default=os.environ.get("NER_SHARED_DATA", "default"),
+                        help="data.source for --repro: a local data mirror (default: $NER_SHARED_DATA, "
+                             "else the public URLs)")
     parser.add_argument("--revision", help="also benchmark this git revision (a temporary worktree), for speed-ups")
     parser.add_argument("--profile", action="store_true",
                         help="also profile training steps: milliseconds per step by layer (TensorFlow profiler)")
     parser.add_argument("--no-book", action="store_true", help="leave out the book chapter's model")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one, args.batch_size, args.epochs, args.profile)))

@@ -122,7 +122,7 @@ def break_down(evaluation: Evaluation, data: dict[str, list[Sentence]], lexicon:
                 for group in group_order(dimension, {g for d, g in gold_counts if d == dimension})]
         zeros = np.zeros((len(gold), 3), np.int64)
         metrics[split] = {dimension: {} for dimension in DIMENSIONS}
-        for dimension, group in tqdm(keys, desc=f"breakdown of {split}", unit="group"):
+        for dimension, group in tqdm(keys, desc=f"breakdown of {split}", unit="group", disable=None):
             runs = {name: [counts[name, seed].get((dimension, group), zeros) for seed in evaluation.seeds]
                     for name in evaluation.models}
             metrics[split][dimension][group] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from pipeline.commands import parse_stage_args
 from pipeline.corpus import Sentence, read_split
 from pipeline.errors import exits_cleanly
 from pipeline.files import all_or_none, write_json_atomic
@@ -20,7 +21,8 @@ def build_char_vocab(train: list[Sentence], params: CharVocabParams) -> list[str
 
 
 @exits_cleanly
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_stage_args("char_vocab", argv)
     params = load_params()
     train = read_split("train")
     chars = build_char_vocab(train, params.char_vocab)

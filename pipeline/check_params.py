@@ -6,13 +6,15 @@ everything "up to date" and unnoticed. This stage depends on the file itself, so
 and it stops with the key's name."""
 from __future__ import annotations
 
+from pipeline.commands import parse_stage_args
 from pipeline.errors import exits_cleanly
 from pipeline.layout import PARAMS_FILE
 from pipeline.params import load_params
 
 
 @exits_cleanly
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_stage_args("check_params", argv)
     params = load_params()
     print(f"{PARAMS_FILE}: valid ({len(params.models)} taggers, {len(params.train.seeds)} seeds, "
           f"{len(params.compare)} comparisons)")

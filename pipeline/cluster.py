@@ -18,6 +18,7 @@ from pathlib import Path
 
 import ray
 from ray.exceptions import RayTaskError
+from ray.util.queue import Queue
 
 from pipeline.errors import PipelineError
 from pipeline.params import ClusterParams
@@ -38,7 +39,10 @@ class Cluster:
 def connect(settings: ClusterParams) -> Cluster:
     """Start local Ray, or join the cluster at RAY_ADDRESS."""
     address = os.environ.get("RAY_ADDRESS")
-    common = dict(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    use_token_auth(address)
+    # log_to_driver=False: workers report progress through a queue (run_tasks), so their own
+    # output (TensorFlow's runtime notices) stays in their log files rather than the terminal
+    common = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     # TensorFlow's start-up notices (oneDNN, CPU features) from every worker would bury the progress lines
     quiet = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
     try:
@@ -64,9 +68,22 @@ def connect(settings: ClusterParams) -> Cluster:
     return Cluster(address or "local", resources.get("CPU", 0.0), gpus, per_task)
 
 
+def use_token_auth(address: str | None) -> None:
+    """Ray >= 2.52 clusters started with `ray start` require a token, and a driver sends it only
+    with RAY_AUTH_MODE=token. Given a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or Ray's default
+    ~/.ray/auth_token), joining a cluster turns the mode on, so the token alone is enough."""
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if address and "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int, cluster: Cluster,
-              max_retries: int) -> Iterator[tuple[str, object]]:
+              max_retries: int, on_progress: Callable[[dict], None] | None = None) -> Iterator[tuple[str, object]]:
     """Run function(*args) for each (key, args) as a Ray task; yield (key, result) as each finishes.
+
+    With `on_progress`, each task gets a keyword argument `progress`, a queue it may put dicts
+    into (one per epoch, say); the driver hands them to on_progress as they arrive, so progress
+    is printed by one process, in order, whatever node the task runs on.
 
     A task whose worker dies (killed, out of memory, node lost) is run again up to max_retries
     times; an error raised by the function itself is not retried (the same seed would fail the
@@ -77,10 +94,22 @@ def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int,
                             "(cluster.local_cpus): no training could start")
     remote = ray.remote(num_cpus=cpus, num_gpus=cluster.gpus_per_task, max_calls=1,
                         max_retries=max_retries)(function)
-    pending = {remote.remote(*args): key for key, args in calls}
+    queue = Queue(actor_options={"num_cpus": 0}) if on_progress else None
+    extra = {"progress": queue} if queue is not None else {}
+    pending = {remote.remote(*args, **extra): key for key, args in calls}
+
+    def drain() -> None:
+        if queue is not None:
+            for item in queue.get_nowait_batch(queue.qsize()):
+                on_progress(item)
+
     try:
         while pending:
-            [done], _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5 if queue is not None else None)
+            drain()
+            if not ready:
+                continue
+            done = ready[0]
             key = pending.pop(done)
             try:
                 yield key, ray.get(done)
@@ -91,6 +120,8 @@ def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int,
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+        if queue is not None:
+            queue.shutdown()
 
 
 def put(value) -> ray.ObjectRef:

@@ -8,6 +8,7 @@ when every file has arrived intact and parses, so a failure leaves nothing half-
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,10 +19,11 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
+from pipeline.commands import parse_stage_args
 from pipeline.corpus import as_iob2, detect_scheme, read_tagged, write_normalized
 from pipeline.datasets import DATASETS, is_url
 from pipeline.errors import PipelineError, exits_cleanly
-from pipeline.files import write_json_atomic
+from pipeline.files import fsync_folder, umask_mode, write_json_atomic
 from pipeline.layout import RAW_DIR, resolve_local
 from pipeline.params import DataParams, env_seconds, load_params
 
@@ -55,7 +57,8 @@ def download_url(url: str, dest: Path, session: requests.Session, timeout: tuple
             expected = response.headers.get("Content-Length")
             received = 0
             with open(dest, "wb") as file, tqdm(total=int(expected) if expected else None, unit="B",
-                                                unit_scale=True, desc=Path(urlparse(url).path).name) as bar:
+                                                unit_scale=True, desc=Path(urlparse(url).path).name,
+                                                disable=None) as bar:
                 for chunk in response.iter_content(CHUNK):
                     file.write(chunk)
                     digest.update(chunk)
@@ -135,18 +138,39 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
                                "source_sentences": len(sentences)}
             print(f"{split}: {len(kept)} of {len(sentences)} sentences ({scheme} tags) from {location}")
         write_json_atomic(staging / "manifest.json", manifest)
-        staging.chmod(0o755)  # mkdtemp makes it private
+        staging.chmod(umask_mode(0o777))  # mkdtemp makes it private
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
+        fsync_folder(out_dir.parent)
         return manifest
     finally:
         if staging.exists():
             shutil.rmtree(staging)
 
 
+def mirror_dataset(name: str, folder: Path, session: requests.Session | None = None) -> None:
+    """Lay the files of dataset `name` out in `folder` as a `data.source` mirror expects them
+    (conll2003/train.txt, ...), fetched from their public URLs and SHA-256 checked; files already
+    there with the right SHA-256 are kept. Each file appears whole or not at all."""
+    session = session or http_session()
+    for remote in DATASETS[name].values():
+        target = folder / remote.local_name
+        if target.is_file() and copy_local(target, Path(os.devnull)) == remote.sha256:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            fetch_split(remote.url, remote.sha256, partial, session)
+            partial.chmod(umask_mode())
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
 @exits_cleanly
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_stage_args("download", argv)
     params = load_params()
     download(params.data, timeout=env_seconds(TIMEOUT_ENV, TIMEOUT))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pipeline import tracking
 from pipeline.breakdown import break_down
+from pipeline.commands import parse_stage_args
 from pipeline.corpus import available_splits, read_split
 from pipeline.errors import exits_cleanly
 from pipeline.evaluation import evaluate, rounded
@@ -14,6 +15,7 @@ from pipeline.layout import COMPARISON_FILE, EXAMPLES_FILE, METRICS_FILE, split_
 from pipeline.lexicon import Lexicon
 from pipeline.params import SPLITS, load_params
 from pipeline.plots import make_figures
+from pipeline.progress import native_stderr_to_log
 from pipeline.report import comparison_markdown, examples_markdown, write_plot_data
 from pipeline.trained import load_trained
 from pipeline.vocabulary import load_vocabulary
@@ -22,7 +24,9 @@ EVAL_SPLITS = tuple(split for split in SPLITS if split != "train")
 
 
 @exits_cleanly
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_stage_args("evaluate", argv)
+    native_stderr_to_log("evaluate")
     params = load_params()
     tracking.start_experiment()  # a tracking server that is down stops the stage now, not after the scoring
     runs = {name: [load_trained(name, seed) for seed in params.train.seeds] for name in params.models}

@@ -1,6 +1,8 @@
 """Writing files so that readers never see half of one: a temporary file beside the target,
-then a rename; and, inside `all_or_none()`, several files renamed only once every one of them
-is written, so a failure (a full disk, say) leaves the previous files, or none, never a mix."""
+fsync'ed, then a rename (and the folder fsync'ed, so the rename survives a power cut too); and,
+inside `all_or_none()`, several files renamed only once every one of them is written, so a
+failure (a full disk, say) leaves the previous files, or none, never a mix. Files get the mode
+the process umask gives (0644 under the usual 022), like any file the user's tools write."""
 from __future__ import annotations
 
 import errno
@@ -19,6 +21,30 @@ NO_ROOM = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quot
            errno.EFBIG: "file too large for the limits set on this process"}
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """`mode` less the process umask (read by setting it, so set it straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename inside `folder` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def replace_durably(temp: Path, path: Path) -> None:
+    os.replace(temp, path)
+    fsync_folder(path.parent)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,9 +52,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temp, umask_mode())  # mkstemp makes it 0600
         pending = _pending.get()
         if pending is None:
-            os.replace(temp, path)
+            replace_durably(Path(temp), path)
         else:
             pending.append((Path(temp), path))
     except BaseException as error:
@@ -58,7 +87,7 @@ def all_or_none():
     finally:
         _pending.reset(token)
     for temp, path in pending:
-        os.replace(temp, path)
+        replace_durably(temp, path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

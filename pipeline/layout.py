@@ -38,6 +38,9 @@ PLOTS_DIR = REPORTS_DIR / "plots"
 FIGURES_DIR = REPORTS_DIR / "figures"
 BENCHMARK_FILE = REPORTS_DIR / "benchmark.json"
 
+# what long stages print, in full (not versioned)
+LOGS_DIR = Path("logs")
+
 
 def split_file(split: str) -> Path:
     return RAW_DIR / f"{split}.txt"

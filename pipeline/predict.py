@@ -107,16 +107,21 @@ def write(results: list[TaggedSentence], output_format: str, out) -> None:
             out.write("".join(f"{token}\t{tag}\n" for token, tag in zip(result.tokens, result.tags)) + "\n")
 
 
-@exits_cleanly
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder (models/char_cnn) or MLflow model URI")
     parser.add_argument("--input", help="input file (default: stdin)")
     parser.add_argument("--input-format", choices=("auto", "text", *READERS), default="auto",
                         help="auto: detected from the whole input")
     parser.add_argument("--format", choices=("conll", "json"), default="conll", help="output format")
     parser.add_argument("--batch-size", type=positive_int, default=256)
-    args = parser.parse_args(argv)
+    return parser
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     if args.input:
         name = args.input

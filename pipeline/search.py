@@ -44,6 +44,7 @@ from pipeline.files import write_json_atomic
 from pipeline.layout import REPORTS_DIR, split_file
 from pipeline.machine import describe_machine
 from pipeline.params import Params, load_params, read_yaml
+from pipeline.progress import StageProgress
 from pipeline.train import input_digests, train_pair
 from pipeline.vocab import build_tag_list, build_word_vocab
 from pipeline.vocabulary import Vocabulary
@@ -113,11 +114,12 @@ def rank(spec: dict, results: dict[tuple[str, int], dict]) -> list[dict]:
     return sorted(rows, key=lambda row: -row["dev_f1_mean"])
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.search", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("search", type=Path, help="the search file (searches/<name>.yaml)")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the file's seeds")
-    return parser.parse_args(argv)
+    return parser
 
 
 def trial_key(model: str, params: Params, seed: int, inputs: dict[str, str]) -> str:
@@ -151,7 +153,7 @@ def finished_trials(report_file: Path) -> dict[str, dict]:
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     spec = read_search(args.search)
     spec["seeds"] = args.seeds or spec.get("seeds") or load_params().train.seeds
     if len(set(spec["seeds"])) != len(spec["seeds"]) or min(spec["seeds"]) < 0:
@@ -201,16 +203,18 @@ def main(argv: list[str] | None = None) -> None:
                 calls = [(f"{point} seed {seed}", (model, seed, params_of[point], train_ref, dev_ref,
                                                    vocabulary_refs[vocabulary_key(params_of[point])]))
                          for point, seed in todo]
+                progress = StageProgress("search", len(todo))
                 for label, pair in cluster.run_tasks(train_pair, calls, base.train.threads, where,
-                                                     base.cluster.max_retries):
+                                                     base.cluster.max_retries, on_progress=progress.epoch):
                     point, seed = todo[[f"{p} seed {s}" for p, s in todo].index(label)]
                     best = max(pair.history, key=lambda row: row["dev_f1"])
                     run_id = tracking.log_search_trial(parent, point, seed, params_of[point], model, pair)
                     results[point, seed] = {"seed": seed, "best_dev_f1": best["dev_f1"], "best_epoch": best["epoch"],
                                             "train_seconds": pair.seconds, "mlflow_run_id": run_id}
                     save(complete=False)
-                    print(f"search {name}: {label}: dev F1 {best['dev_f1']:.2f} (epoch {best['epoch']}, "
-                          f"{pair.seconds:.0f} s)", flush=True)
+                    progress.finished(f"{name} {label}", pair.output, f"dev F1 {best['dev_f1']:.2f} (epoch "
+                                      f"{best['epoch']}, {pair.seconds:.0f} s)")
+                progress.close()
             ranking = rank(spec, results)
             tracking.log_search_ranking(parent, ranking)
     finally:

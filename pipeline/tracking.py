@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -33,6 +34,12 @@ from pipeline.evaluation import CHAR_GAIN, HEADLINE, Evaluation, gain_key
 from pipeline.layout import MANIFEST_FILE, project_root
 from pipeline.params import DataParams, Params, env_seconds
 from pipeline.report import format_p, headline_markdown
+
+# MLflow's notes on every logged model (the cloudpickle caution, "validating input example"),
+# its schema-migration notices and its download bars would bury the stages' own progress lines
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 EXPERIMENT = "ner-char-embeddings"
 SEARCH_EXPERIMENT = "ner-search"  # pipeline/search.py: one parent run per search, a child per (point, seed)

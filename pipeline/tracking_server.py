@@ -66,9 +66,9 @@ def server_command(database: str, artifacts: str, host: str, port: int, workers:
     return command + extra
 
 
-@exits_cleanly
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tracking_server", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", required=True, help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
     parser.add_argument("--artifacts", required=True,
                         help="where the server stores artifacts: a folder, s3://bucket/path, gs://..., ...")
@@ -76,8 +76,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=4, help="server worker processes")
     parser.add_argument("--basic-auth", action="store_true", help="require MLflow user names and passwords")
-    args, extra = parser.parse_known_args(argv)
-    extra = [arg for arg in extra if arg != "--"]
+    return parser
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    # only what follows `--` goes to `mlflow server`; any other unknown argument is a usage error
+    ours, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = build_parser().parse_args(ours)
     created = ensure_database(args.database)
     shown = make_url(args.database).render_as_string(hide_password=True)
     print(f"{'created' if created else 'using'} database {shown}", file=sys.stderr)

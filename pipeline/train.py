@@ -31,15 +31,18 @@ import yaml
 
 from pipeline import cluster, tracking
 from pipeline.batches import make_dataset
+from pipeline.commands import parse_stage_args
 from pipeline.corpus import Sentence, check_known_tags, in_scheme, read_split
 from pipeline.errors import PipelineError, exits_cleanly
+from pipeline.files import fsync_folder
 from pipeline.layout import DVC_FILE, MODELS_DIR, model_folder, seed_folder, split_file
 from pipeline.metrics import score
 from pipeline.model import build_trainable, tag_classes
 from pipeline.optimizers import decayed_learning_rate
 from pipeline.params import Params, load_params
+from pipeline.progress import StageProgress, captured_output, native_stderr_to_log
 from pipeline.tagger import Tagger
-from pipeline.trained import SUMMARY_FILE, TAGGER_FILE, keras_file_bytes, save_trained
+from pipeline.trained import SUMMARY_FILE, keras_file_bytes, save_trained, tagger_is_intact
 from pipeline.vocabulary import Vocabulary, load_vocabulary, trained_word_count
 
 STAGING_PREFIX = ".staging-"  # models/.staging-*: a pair being written; removed on the next run if left over
@@ -55,6 +58,17 @@ class DevF1(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["val_f1"] = score(self.gold, self.tagger.tag_tokens(self.tokens, self.batch_size))["f1"]
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Sends each epoch's row to the driver's progress queue (see pipeline/progress.py)."""
+
+    def __init__(self, recorder: EpochRecorder, queue, label: str, epochs: int):
+        super().__init__()
+        self.recorder, self.queue, self.label, self.epochs = recorder, queue, label, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.queue.put({"label": self.label, "epochs": self.epochs, **self.recorder.rows[-1]})
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -74,7 +88,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
 
 def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], dev: list[Sentence],
-                 vocabulary: Vocabulary) -> tuple[keras.Model, list[dict]]:
+                 vocabulary: Vocabulary, progress=None) -> tuple[keras.Model, list[dict]]:
     """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve.
 
     `seed` sets every random choice: weight initialisation, dropout and the shuffling of batches.
@@ -93,9 +107,12 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
                  keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=params.train.patience,
                                                restore_best_weights=True),
                  recorder]
+    if progress is not None:
+        callbacks.append(EpochReporter(recorder, progress, f"{name} seed {seed}", params.train.epochs))
     batches = make_dataset(in_scheme(train, spec.tag_scheme), encoder, tag_classes(vocabulary.tags, spec.tag_scheme),
                            params.train.batch_size, shuffle_seed=seed)
-    trainer.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False, verbose=2)  # shuffled above
+    trainer.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False,  # shuffled above
+                verbose=0 if progress is not None else 2)
     last = recorder.rows[-1] if recorder.rows else None
     if last is None or not math.isfinite(last["train_loss"]):
         raise PipelineError(f"{name} seed {seed}: the training loss became {last and last['train_loss']} in epoch "
@@ -112,17 +129,21 @@ class TrainedPair:
     started: float  # time.time() when the training began
     seconds: float
     worker: dict[str, str]
+    output: str = ""  # what the training printed (TensorFlow's notices), for logs/
 
 
 def train_pair(name: str, seed: int, params: Params, train: list[Sentence], dev: list[Sentence],
-               vocabulary: Vocabulary) -> TrainedPair:
-    """One Ray task: train (name, seed) with params.train.threads TensorFlow threads."""
-    tf.config.threading.set_intra_op_parallelism_threads(params.train.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(params.train.threads)
-    started, clock = time.time(), time.perf_counter()
-    tagger, history = train_tagger(name, params, seed, train, dev, vocabulary)
-    seconds = time.perf_counter() - clock
-    return TrainedPair(keras_file_bytes(tagger), history, started, seconds, cluster.worker_identity())
+               vocabulary: Vocabulary, progress=None) -> TrainedPair:
+    """One Ray task: train (name, seed) with params.train.threads TensorFlow threads; its epochs
+    go to the driver's `progress` queue, what it prints to the result's `output`."""
+    with captured_output() as output:
+        tf.config.threading.set_intra_op_parallelism_threads(params.train.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(params.train.threads)
+        started, clock = time.time(), time.perf_counter()
+        tagger, history = train_tagger(name, params, seed, train, dev, vocabulary, progress)
+        seconds = time.perf_counter() - clock
+        return TrainedPair(keras_file_bytes(tagger), history, started, seconds, cluster.worker_identity(),
+                           output())
 
 
 def fingerprint(params: Params, name: str, seed: int, inputs: dict[str, str]) -> str:
@@ -148,12 +169,14 @@ def input_digests() -> dict[str, str]:
 
 
 def is_current(name: str, seed: int, expected: str) -> bool:
+    """The pair's folder is what training it now would give: same fingerprint, and a tagger file
+    that is the one its training wrote (a truncated or swapped file is trained again)."""
     folder = seed_folder(name, seed)
     try:
         summary = json.loads((folder / SUMMARY_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return summary.get("fingerprint") == expected and (folder / TAGGER_FILE).is_file()
+    return summary.get("fingerprint") == expected and tagger_is_intact(folder, summary)
 
 
 def clear_stale(params: Params) -> None:
@@ -194,6 +217,7 @@ def install(name: str, seed: int, result: TrainedPair, params: Params, expected:
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         folder.rename(target)
+        fsync_folder(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return summary
@@ -203,7 +227,9 @@ COST_ORDER = {"lstm": 0, "cnn": 1, "none": 2}  # the slowest start first, so non
 
 
 @exits_cleanly
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_stage_args("train", argv)
+    native_stderr_to_log("train")
     params = load_params()
     vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
     train, dev = read_split("train"), read_split("dev")
@@ -221,17 +247,21 @@ def main() -> None:
         return
     todo.sort(key=lambda pair: COST_ORDER.get(params.tagger(pair[0]).char_encoder, 0))
     where = cluster.connect(params.cluster)
+    progress = StageProgress("train", len(todo))
     try:
-        print(f"train: {len(todo)} trainings on {where.describe()}, {params.train.threads} thread(s) each")
+        progress.say(f"{len(todo)} trainings on {where.describe()}, {params.train.threads} thread(s) each")
         train_ref, dev_ref, vocabulary_ref = cluster.put(train), cluster.put(dev), cluster.put(vocabulary)
         pairs = {f"{name} seed {seed}": (name, seed) for name, seed in todo}
         calls = [(label, (name, seed, params, train_ref, dev_ref, vocabulary_ref))
                  for label, (name, seed) in pairs.items()]
         for label, result in cluster.run_tasks(train_pair, calls, params.train.threads, where,
-                                               params.cluster.max_retries):
+                                               params.cluster.max_retries, on_progress=progress.epoch):
             name, seed = pairs[label]
-            print(json.dumps(install(name, seed, result, params, expected[name, seed], train, vocabulary, where)))
+            summary = install(name, seed, result, params, expected[name, seed], train, vocabulary, where)
+            progress.finished(label, result.output, f"best dev F1 {summary['best_dev_f1']:.2f} in epoch "
+                              f"{summary['best_epoch']} of {summary['epochs_run']}, {summary['train_seconds']:.0f} s")
     finally:
+        progress.close()
         cluster.shutdown()
 
 

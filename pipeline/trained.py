@@ -8,6 +8,7 @@ benchmark read.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import tempfile
@@ -48,11 +49,29 @@ def keras_file_bytes(keras_tagger) -> bytes:
         return path.read_bytes()
 
 
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tagger_is_intact(folder: Path, summary: dict) -> bool:
+    """The folder's tagger.keras is the file its summary.json recorded (same SHA-256): not
+    empty, truncated, or another training's."""
+    try:
+        return summary.get("tagger_sha256") == file_digest(folder / TAGGER_FILE)
+    except OSError:
+        return False
+
+
 def save_trained(folder: Path, tagger_file: bytes, history: list[dict], summary: dict) -> Path:
     """Write a seed folder (inside a staging folder that the caller renames into place); return
-    the tagger's file."""
+    the tagger's file. summary.json records the tagger's SHA-256, written last."""
     folder.mkdir(parents=True)
     write_bytes_atomic(folder / TAGGER_FILE, tagger_file)  # a full disk: one line naming the file
+    summary = {**summary, "tagger_sha256": hashlib.sha256(tagger_file).hexdigest()}
     rows = io.StringIO()
     writer = csv.DictWriter(rows, fieldnames=list(history[0]))
     writer.writeheader()

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from pipeline.commands import parse_stage_args
 from pipeline.corpus import Sentence, available_splits, check_known_tags, read_split
 from pipeline.errors import exits_cleanly
 from pipeline.files import all_or_none, write_json_atomic
@@ -49,7 +50,8 @@ def coverage(sentences: list[Sentence], with_vector: set[str], lowercase: bool) 
 
 
 @exits_cleanly
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_stage_args("vocab", argv)
     params = load_params()
     train = read_split("train")
     vectors_name = params.model.word_vectors

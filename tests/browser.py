@@ -3,12 +3,13 @@ Playwright): the end-to-end tests call `check_mlflow_ui` on the store of their `
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import mlflow
 
-from tests.conftest import free_port, serving
+from tests.conftest import free_port, require_program, serving
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WAIT_MS = 30_000  # the UI loads its data after the page; a cold server answers its first queries slowly
@@ -23,6 +24,8 @@ def check_mlflow_ui(store: str, log: Path, compared: tuple[str, str]) -> None:
     """Start `mlflow ui` on `store` and check, as a user who opens it: the experiment opens on its
     training runs with the answer above them; the saved view shows the gain and F1 as columns; the
     chart view plots them; and comparing the two runs `compared` shows their params diff and metrics."""
+    chromium = require_program(CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium"), "Chromium",
+                    "sudo apt-get install chromium")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=WAIT_MS)
@@ -36,7 +39,7 @@ def check_mlflow_ui(store: str, log: Path, compared: tuple[str, str]) -> None:
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port",
                str(port), "--workers", "1"]
     with serving(command, port, log) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        browser = playwright.chromium.launch(executable_path=chromium)
         try:
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             page.set_default_timeout(WAIT_MS)

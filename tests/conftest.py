@@ -20,13 +20,66 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+DATA_ENV = "NER_SHARED_DATA"  # a folder laid out like a data.source mirror: conll2003/train.txt, ...
+CI_ENV = "CI"  # set by .ci/run: a missing server or browser fails the run instead of skipping tests
+
+
+def data_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ner-char-embeddings" / "data"
+
+
+def mirrored_data() -> Path:
+    """The real CoNLL-2003 / CoNLL++ files (never committed): $NER_SHARED_DATA, else a cache folder
+    filled once by the project's own download code (public URLs, SHA-256 checked). Without either,
+    the run stops with one line saying what to do."""
+    from pipeline.datasets import DATASETS
+    from pipeline.download import mirror_dataset
+    from pipeline.errors import PipelineError
+
+    if os.environ.get(DATA_ENV):
+        folder = Path(os.environ[DATA_ENV]).expanduser().resolve()
+        missing = [f.local_name for f in DATASETS["conll2003"].values() if not (folder / f.local_name).is_file()]
+        if missing:
+            pytest.exit(f"{DATA_ENV}={folder}: {', '.join(missing)} not found there; point {DATA_ENV} at a "
+                        "folder laid out like conll2003/train.txt, conll2003/valid.txt, conll2003/test.txt, "
+                        "conllpp/conllpp_test.txt, or unset it to download them", returncode=3)
+        return folder
+    folder = data_cache()
+    try:
+        mirror_dataset("conll2003", folder)
+    except PipelineError as error:
+        urls = " ".join(f.url for f in DATASETS["conll2003"].values())
+        pytest.exit(f"no test data: {error}. Set {DATA_ENV} to a folder holding conll2003/train.txt, "
+                    f"conll2003/valid.txt, conll2003/test.txt and conllpp/conllpp_test.txt, or let the tests "
+                    f"download them (into {folder}) from {urls}", returncode=3)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real CoNLL-2003 / CoNLL++ files (never committed): ../shared/data, or $NER_SHARED_DATA."""
-    folder = Path(os.environ.get("NER_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
-    if not (folder / "conll2003" / "train.txt").exists():
-        pytest.fail(f"real CoNLL data not found in {folder}; set NER_SHARED_DATA to a folder laid out like "
-                    "../shared/data")
+    return mirrored_data()
+
+
+def require_program(found: str | None, name: str, install: str) -> str:
+    """A server or browser a test needs: missing, the test is skipped saying how to install it,
+    except under CI, where it fails."""
+    if found:
+        return found
+    message = f"{name} not found; install it with `{install}`"
+    if os.environ.get(CI_ENV):
+        pytest.fail(message + f" ({CI_ENV} is set: .ci/run installs it)", pytrace=False)
+    pytest.skip(message)
+
+
+def copy_of_repo(folder: Path) -> Path:
+    """The repository's files that git would version (committed or not), copied into `folder`: no
+    models, stores or caches."""
+    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                             capture_output=True, check=True).stdout
+    for name in tracked.decode().split("\0"):
+        if name and (REPO_ROOT / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, folder / name)
     return folder
 
 
@@ -81,9 +134,7 @@ def serving(command: list[str], port: int, log: Path, cwd: Path = REPO_ROOT, tim
 def postgres_binary(name: str) -> str:
     """initdb / pg_ctl: on PATH, or where Debian's postgresql package puts them."""
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
-    if found is None:
-        pytest.fail(f"PostgreSQL's {name} not found: install Debian's postgresql package (.ci/run does)")
-    return found
+    return require_program(found, f"PostgreSQL's {name}", "sudo apt-get install postgresql")
 
 
 @pytest.fixture(scope="session")

@@ -50,3 +50,36 @@ def test_a_full_disk_while_a_trained_pair_is_written_is_one_line_naming_the_file
         f"error: {tmp_path / 'pair' / 'tagger.keras'}: file too large for the limits set on this process writing "
         "1.0 MB; nothing of this step was replaced; free some space and run it again"]
     assert list((tmp_path / "pair").iterdir()) == []  # no temporary file left
+
+
+def test_written_files_take_the_umask_and_are_fsynced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "metrics.json", {"f1": 1})
+        os.umask(0o077)
+        write_json_atomic(tmp_path / "private.json", {"f1": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    # each file's bytes before its rename, then the folder holding the rename
+    assert [path.endswith(".tmp") for path in synced] == [True, False, True, False]
+    assert synced[1] == synced[3] == str(tmp_path)
+
+
+def test_an_empty_truncated_or_swapped_tagger_is_not_kept(tmp_path):
+    from pipeline.trained import SUMMARY_FILE, TAGGER_FILE, save_trained, tagger_is_intact
+
+    history = [{"epoch": 1, "train_loss": 1.0, "dev_f1": 50.0, "seconds": 1.0}]
+    folder = tmp_path / "seed_42"
+    save_trained(folder, b"PK" + bytes(1000), history, {"model": "baseline"})
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    assert tagger_is_intact(folder, summary)
+    for damaged in (b"", b"PK" + bytes(500), b"PK" + bytes(999) + b"x"):
+        (folder / TAGGER_FILE).write_bytes(damaged)
+        assert not tagger_is_intact(folder, summary)
+    (folder / TAGGER_FILE).unlink()
+    assert not tagger_is_intact(folder, summary)
