@@ -2,7 +2,7 @@
 
 With no set-up Ray starts inside the driver process, sized to this machine's cores, and runs
 cores / train.threads trainings at once. With RAY_ADDRESS set, the same tasks go to that Ray
-cluster (VMs, KubeRay, Slurm) and the `pipeline` package travels with them; the driver keeps
+cluster (machines started with `ray start`, KubeRay, Slurm) and the `pipeline` package travels with them; the driver keeps
 every file write and every MLflow call, so workers need neither the repository nor the store.
 
 Each task runs in a fresh worker process (TensorFlow's thread pools are fixed at its start),
@@ -16,12 +16,26 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray
-from ray.exceptions import RayTaskError
-from ray.util.queue import Queue
 
-from pipeline.errors import PipelineError
-from pipeline.params import ClusterParams
+def use_token_auth() -> None:
+    """Ray >= 2.52 clusters started with token authentication accept a driver only if it runs with
+    RAY_AUTH_MODE=token as well as the token. Given RAY_ADDRESS and a token (RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH, or Ray's default ~/.ray/auth_token), turn the mode on, so that the address
+    and the token are all a user sets. Ray reads the mode when it is imported: this runs first."""
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if (os.environ.get("RAY_ADDRESS") and "RAY_AUTH_MODE" not in os.environ
+            and (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file())):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+use_token_auth()
+
+import ray  # noqa: E402  (after use_token_auth)
+from ray.exceptions import RayTaskError  # noqa: E402
+from ray.util.queue import Queue  # noqa: E402
+
+from pipeline.errors import PipelineError  # noqa: E402
+from pipeline.params import ClusterParams  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -39,7 +53,6 @@ class Cluster:
 def connect(settings: ClusterParams) -> Cluster:
     """Start local Ray, or join the cluster at RAY_ADDRESS."""
     address = os.environ.get("RAY_ADDRESS")
-    use_token_auth(address)
     # log_to_driver=False: workers report progress through a queue (run_tasks), so their own
     # output (TensorFlow's runtime notices) stays in their log files rather than the terminal
     common = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -66,15 +79,6 @@ def connect(settings: ClusterParams) -> Cluster:
         raise PipelineError(f"cluster.gpus_per_task is {settings.gpus_per_task} but the Ray cluster has {gpus:g} "
                             "GPUs; use auto or 0")
     return Cluster(address or "local", resources.get("CPU", 0.0), gpus, per_task)
-
-
-def use_token_auth(address: str | None) -> None:
-    """Ray >= 2.52 clusters started with `ray start` require a token, and a driver sends it only
-    with RAY_AUTH_MODE=token. Given a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or Ray's default
-    ~/.ray/auth_token), joining a cluster turns the mode on, so the token alone is enough."""
-    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    if address and "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
-        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int, cluster: Cluster,

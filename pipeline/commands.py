@@ -38,6 +38,7 @@ COMMANDS = {
     "train": Command("pipeline.train", "train every (model, seed) of params.yaml as Ray tasks", stage=True),
     "evaluate": Command("pipeline.evaluate", "score every tagger, the gains and where they come from",
                         stage=True),
+    "quick": Command("pipeline.quick", "the char gain in minutes: a small dvc experiment (a demonstration)"),
     "predict": Command("pipeline.predict", "tag raw text, a CoNLL file or JSON Lines with a trained tagger"),
     "search": Command("pipeline.search", "a hyper-parameter search, ranked on dev"),
     "tracking-server": Command("pipeline.tracking_server", "run a team MLflow server on PostgreSQL"),

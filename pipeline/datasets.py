@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 class RemoteFile:
     url: str
     sha256: str | None
-    local_name: str  # path inside a local source folder laid out like ../shared/data
+    local_name: str  # its path inside a local mirror folder (data.source), as published
 
 
 _DAVIDSBATISTA = "https://raw.githubusercontent.com/davidsbatista/NER-datasets/dcb6c7439a7de43abc2448bad5b1d81a47f26c0d/CONLL2003"

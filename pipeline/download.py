@@ -1,6 +1,6 @@
 """Stage `download`: fetch the dataset's splits, verify SHA-256, write each split once in the
 normalized form every later stage reads (data/raw/<split>.txt: token<TAB>IOB2 tag), with
-`data.limit` applied here and nowhere else.
+`data.limit` and `data.train_limit` applied here and nowhere else.
 
 All splits are fetched into a temporary folder beside data/raw and renamed into place only
 when every file has arrived intact and parses, so a failure leaves nothing half-written.
@@ -130,7 +130,7 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
             as_given = read_tagged(fetched, data.format, name=location)
             scheme, sentences = detect_scheme(as_given), as_iob2(as_given)
             fetched.unlink()
-            kept = sentences[: data.limit] if data.limit else sentences
+            kept = sentences[: data.limit_of(split)]
             write_normalized(staging / f"{split}.txt", kept)
             # no source location here: data/raw must hash the same whichever source gave the bytes
             manifest[split] = {"sha256": sha256, "format": data.format, "tag_scheme": scheme,

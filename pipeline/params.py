@@ -29,13 +29,19 @@ class Section(BaseModel):
 
 class DataParams(Section):
     dataset: Literal["conll2003", "custom"]
-    # "default": the dataset's public URLs; otherwise a local folder laid out like ../shared/data
+    # "default": the dataset's public URLs; otherwise a local mirror folder (conll2003/train.txt, ...)
     source: str
     # only for dataset "custom": split name -> path or URL (train, dev and test are required)
     files: Optional[dict[Literal["train", "dev", "test", "test_pp"], str]] = None
     # the custom files' format (conll columns or jsonl); the public datasets are conll
     format: Literal[tuple(READERS)]
     limit: Optional[int] = Field(default=None, ge=1)
+    train_limit: Optional[int] = Field(default=None, ge=1)  # train only: dev and test stay whole
+
+    def limit_of(self, split: str) -> int | None:
+        """How many sentences of `split` the pipeline keeps (None: all)."""
+        limits = [n for n in (self.limit, self.train_limit if split == "train" else None) if n]
+        return min(limits) if limits else None
 
     @model_validator(mode="after")
     def files_match_dataset(self):

@@ -40,6 +40,7 @@ from pipeline.report import format_p, headline_markdown
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run ... at" per run
 
 EXPERIMENT = "ner-char-embeddings"
 SEARCH_EXPERIMENT = "ner-search"  # pipeline/search.py: one parent run per search, a child per (point, seed)
@@ -393,7 +394,7 @@ def split_dataset(split: str, data: DataParams) -> mlflow.data.meta_dataset.Meta
 
     location = DATASETS[data.dataset][split].url if data.dataset in DATASETS else data.files[split]
     source = HTTPDatasetSource(location) if is_url(location) else LocalArtifactDatasetSource(location)
-    name = f"{data.dataset}/{split}" + (f"[:{data.limit}]" if data.limit else "")
+    name = f"{data.dataset}/{split}" + (f"[:{data.limit_of(split)}]" if data.limit_of(split) else "")
     return MetaDataset(source, name=name, digest=split_manifest(split)["sha256"][:DIGEST_CHARS])
 
 

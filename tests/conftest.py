@@ -123,7 +123,8 @@ def serving(command: list[str], port: int, log: Path, cwd: Path = REPO_ROOT, tim
                 time.sleep(1)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have stopped by itself
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:  # a graceful stop waits for clients' idle keep-alive connections

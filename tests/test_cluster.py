@@ -23,6 +23,7 @@ def test_more_threads_per_training_than_local_cpus_stops_with_the_key_named(monk
         cluster.shutdown()
 
 
+@pytest.mark.slow
 def test_stopping_the_test_cluster_leaves_another_ray_of_the_machine_running(monkeypatch):
     """The tests' Ray cluster is stopped by its own port: a developer's `dvc repro` (its local Ray)
     running beside the suite survives it (`ray stop` killed it)."""

@@ -24,6 +24,7 @@ def repo(tmp_path_factory):
     return copy_of_repo(tmp_path_factory.mktemp("help"))
 
 
+@pytest.mark.slow  # eleven processes, most of them importing TensorFlow
 def test_every_command_answers_help_and_writes_nothing(repo):
     before = files_in(repo)
     calls = [["-m", command.module, flag] for command, flag in zip(COMMANDS.values(), ["--help", "-h"] * 6)]

@@ -25,6 +25,8 @@ import yaml
 
 from tests.conftest import REPO_ROOT, free_port
 
+pytestmark = pytest.mark.slow  # each case runs the real command in a fresh process
+
 # TensorFlow's C++ start-up notices (oneDNN, CPU features), printed by its import whatever the command
 TENSORFLOW_NOTICE = re.compile(r"WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} \d\d:\d\d:\d\d")
 DEAD_SERVER = f"http://127.0.0.1:{free_port()}"  # nobody listens there

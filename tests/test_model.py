@@ -225,6 +225,7 @@ def test_char_encoders_encode_each_distinct_token_once_with_the_same_result(laye
     assert calls == [3]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["char_cnn", "char_lstm"])
 def test_training_learns_and_is_reproducible(real_train, tmp_path, model):
     sentences = real_train[:150]
@@ -247,6 +248,7 @@ def test_training_learns_and_is_reproducible(real_train, tmp_path, model):
     assert tag(keras.saving.load_model(tmp_path / "tagger.keras"), tokens) == tag(tagger, tokens)
 
 
+@pytest.mark.slow
 def test_sgd_with_decay_bioes_and_word_dropout_train_and_log_the_learning_rate(real_train):
     sentences = real_train[:150]
     vocabulary = Vocabulary(build_word_vocab(sentences, PARAMS.vocab.model_copy(update={"min_count": 1})),

@@ -23,6 +23,8 @@ import yaml
 from tests.browser import check_mlflow_ui
 from tests.conftest import REPO_ROOT, free_port, serving
 
+pytestmark = pytest.mark.slow  # whole dvc repro runs in temporary repositories
+
 SPLITS = ("dev", "test", "test_pp")
 SCORES = {"f1", "precision", "recall", "accuracy", "macro_accuracy", "per_type", "seeds"}
 SEEDS = [1, 2]

@@ -1,0 +1,134 @@
+"""MkDocs hooks: the reference pages are generated from the code, so they cannot drift from it.
+
+- `<!-- params-reference -->`: every params.yaml key, its allowed values from the pydantic models
+  (pipeline/params.py), its default and its comment from params.yaml;
+- `<!-- cli-reference -->`: every command's `--help`, from its argparse parser (pipeline/commands.py);
+- the repository's reports/, searches/ and params.yaml join the site, so pages link to the
+  committed figures and files themselves.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_FOLDERS = ("reports", "searches")
+SHARED_FILES = ("params.yaml",)
+
+
+class StaticFile(File):
+    """A markdown file served as it is, not rendered as a page."""
+
+    def is_documentation_page(self) -> bool:
+        return False
+
+
+def on_files(files, config):
+    for folder in SHARED_FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file():
+                # the evaluation's own reports/*.md render as pages; the experiments' archived
+                # copies (whose links point at figures that were not archived) are served as text
+                kind = StaticFile if path.suffix == ".md" and path.parent != ROOT / "reports" else File
+                files.append(kind(str(path.relative_to(ROOT)), str(ROOT), config["site_dir"],
+                                  config["use_directory_urls"]))
+    for name in SHARED_FILES:
+        files.append(File(name, str(ROOT), config["site_dir"], config["use_directory_urls"]))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    if str(ROOT) not in sys.path:  # MkDocs loads hooks with its own import path: the project's modules
+        sys.path.insert(0, str(ROOT))
+    if "<!-- params-reference -->" in markdown:
+        markdown = markdown.replace("<!-- params-reference -->", params_reference())
+    if "<!-- cli-reference -->" in markdown:
+        markdown = markdown.replace("<!-- cli-reference -->", cli_reference())
+    return markdown
+
+
+def yaml_comments() -> dict[str, tuple[str, str]]:
+    """'section.key' -> (value as written, comment) from params.yaml's lines."""
+    found, section = {}, None
+    for line in (ROOT / "params.yaml").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^( *)([A-Za-z_]\w*):\s*([^#]*?)\s*(?:#\s*(.*))?$", line)
+        if not match:
+            continue
+        indent, key, value, comment = match.groups()
+        if not indent:
+            section = key
+            found[key] = (value, comment or "")
+        elif len(indent) == 2 and section:
+            found[f"{section}.{key}"] = (value, comment or "")
+    return found
+
+
+def allowed(schema: dict, defs: dict) -> str:
+    """A field's JSON schema as a short phrase: `lstm`, `gru`; an integer >= 1; ..."""
+    if "$ref" in schema:
+        return allowed(defs[schema["$ref"].split("/")[-1]], defs)
+    if "anyOf" in schema:
+        return " or ".join(allowed(option, defs) for option in schema["anyOf"])
+    if "enum" in schema or "const" in schema:
+        return ", ".join(f"`{value}`" for value in schema.get("enum", [schema.get("const")]))
+    kind = {"integer": "an integer", "number": "a number", "boolean": "`true` or `false`", "string": "a string",
+            "null": "`null`", "array": "a list", "object": "a mapping"}.get(schema.get("type"), "a value")
+    bounds = [f"{sign} {schema[key]}" for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                         ("maximum", "<="), ("exclusiveMaximum", "<"))
+              if key in schema]
+    if "minItems" in schema:
+        bounds.append(f"at least {schema['minItems']} item{'s' if schema['minItems'] > 1 else ''}")
+    return kind + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def params_reference() -> str:
+    from pipeline.params import Params
+
+    with warnings.catch_warnings():  # `mlflow.register` shadows a pydantic method name: harmless here
+        warnings.simplefilter("ignore")
+        schema = Params.model_json_schema()
+    defs, comments = schema.get("$defs", {}), yaml_comments()
+    out = []
+    for section, section_schema in schema["properties"].items():
+        value, comment = comments.get(section, ("", ""))
+        out += [f"## `{section}`", "", cell(comment) if comment else "", ""]
+        target = defs.get(section_schema.get("$ref", "").split("/")[-1])
+        if target is None:  # models, compare: the section is the value
+            out += [f"Allowed: {allowed(section_schema, defs)}. Default:", "", "```yaml",
+                    yaml_block(section), "```", ""]
+            continue
+        out += ["| key | default | allowed | what it does |", "|---|---|---|---|"]
+        for key, field in target["properties"].items():
+            value, comment = comments.get(f"{section}.{key}", ("", ""))
+            out.append(f"| `{section}.{key}` | `{cell(value)}` | {cell(allowed(field, defs))} | {cell(comment)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def yaml_block(section: str) -> str:
+    lines = (ROOT / "params.yaml").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{section}:"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    return "\n".join(line for line in lines[start:end] if line.strip())
+
+
+def cli_reference() -> str:
+    from pipeline.commands import COMMANDS, command_parser
+
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; the page is the same everywhere
+    out = []
+    for name, command in COMMANDS.items():
+        kind = "DVC stage" if command.stage else "tool"
+        out += [f"## `ner {name}`", "", f"{command.summary} ({kind}; also `python -m {command.module}`).", "",
+                "```text", command_parser(name).format_help().rstrip(), "```", ""]
+    return "\n".join(out)
+
