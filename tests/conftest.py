@@ -48,10 +48,11 @@ def mirrored_data() -> Path:
     try:
         mirror_dataset("conll2003", folder)
     except PipelineError as error:
+        reason = re.split(r" \(|;", str(error))[0]  # "<url>: download failed", "<url>: HTTP 404 ..."
         urls = " ".join(f.url for f in DATASETS["conll2003"].values())
-        pytest.exit(f"no test data: {error}. Set {DATA_ENV} to a folder holding conll2003/train.txt, "
-                    f"conll2003/valid.txt, conll2003/test.txt and conllpp/conllpp_test.txt, or let the tests "
-                    f"download them (into {folder}) from {urls}", returncode=3)
+        pytest.exit(f"no test data: set {DATA_ENV} to a folder holding conll2003/train.txt, conll2003/valid.txt, "
+                    f"conll2003/test.txt and conllpp/conllpp_test.txt; downloading them into {folder} failed "
+                    f"({reason}). Their public URLs: {urls}", returncode=3)
     return folder
 
 

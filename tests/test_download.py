@@ -1,5 +1,8 @@
 """The download stage against a real HTTP server on 127.0.0.1 serving the shared CoNLL files."""
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,9 +13,10 @@ import pytest
 from pipeline import download as download_module
 from pipeline.corpus import read_corpus
 from pipeline.datasets import DATASETS, RemoteFile
-from pipeline.download import download, http_session
+from pipeline.download import download, http_session, mirror_dataset
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
+from tests.conftest import REPO_ROOT
 
 DEFAULT = DataParams(dataset="conll2003", source="default", files=None, format="conll", limit=None)
 
@@ -198,7 +202,7 @@ def test_stage_main_reports_one_clear_line(monkeypatch, tmp_path, capsys):
     Path("params.yaml").write_text(Path(download_module.__file__).parents[1].joinpath("params.yaml").read_text()
                                    .replace("source: default", "source: /nonexistent/folder"))
     with pytest.raises(SystemExit) as exit_info:
-        download_module.main()
+        download_module.main([])
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == ("error: params.yaml: data.source: /nonexistent/folder is not a folder "
                                        "(use 'default' or a local folder)\n")
@@ -211,3 +215,40 @@ def test_urls_and_a_local_mirror_give_identical_outputs(monkeypatch, server, tmp
     download(DEFAULT, tmp_path / "urls", fast_session())
     for name in leftovers(tmp_path / "urls"):
         assert (tmp_path / "urls" / name).read_bytes() == (tmp_path / "mirror" / name).read_bytes(), name
+
+
+def test_without_data_or_network_the_tests_stop_with_one_line_saying_what_to_set(tmp_path):
+    """No NER_SHARED_DATA, an empty cache and no way out (every connection goes to a closed port)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("NER_SHARED_DATA", "CI")}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9",
+               NO_PROXY="")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "tests/test_download.py::test_local_folder_source"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3
+    [line] = [line for line in result.stdout.splitlines() if "no test data" in line]
+    assert "set NER_SHARED_DATA to a folder holding conll2003/train.txt" in line
+    assert all(remote.url in line for remote in DATASETS["conll2003"].values())
+    assert "/train.txt: download failed)" in line
+    assert not (tmp_path / "cache" / "ner-char-embeddings" / "data" / "conll2003" / "train.txt").exists()
+
+
+def test_a_mirror_is_filled_once_from_the_public_urls_and_checked(monkeypatch, server, tmp_path, shared_data):
+    """What the tests do without NER_SHARED_DATA: the dataset's files laid out as a data.source
+    mirror, SHA-256 checked, kept on the next call; a corrupt copy is fetched again."""
+    serve_dataset(monkeypatch, server)
+    mirror = tmp_path / "mirror"
+    mirror_dataset("conll2003", mirror, fast_session())
+    for remote in DATASETS["conll2003"].values():
+        assert (mirror / remote.local_name).read_bytes() == (shared_data / remote.local_name).read_bytes()
+    assert sorted(p.name for p in mirror.rglob(".*")) == []  # no partial file left
+    (mirror / "conll2003/test.txt").write_text("corrupt")
+    before = (mirror / "conll2003/train.txt").stat().st_mtime_ns
+    mirror_dataset("conll2003", mirror, fast_session())
+    assert (mirror / "conll2003/test.txt").read_bytes() == (shared_data / "conll2003/test.txt").read_bytes()
+    assert (mirror / "conll2003/train.txt").stat().st_mtime_ns == before  # intact: not fetched again
+    serve_dataset(monkeypatch, server, swap=("dev", "conll2003/test.txt"))
+    (mirror / "conll2003/valid.txt").unlink()
+    with pytest.raises(PipelineError, match="SHA-256 mismatch"):
+        mirror_dataset("conll2003", mirror, fast_session())
+    assert not (mirror / "conll2003/valid.txt").exists()

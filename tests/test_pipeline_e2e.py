@@ -95,6 +95,18 @@ def test_all_stages_run_and_metrics_have_the_documented_shape(repo):
     repo, repro = repo
     for stage in ("check_params", "download", "vocab", "char_vocab", "train", "evaluate"):
         assert f"Running stage '{stage}'" in repro.stdout
+    # readable progress: a line per training per epoch, the stage's count, no TensorFlow or Ray noise
+    for model in MODELS:
+        for seed in SEEDS:
+            for epoch in range(1, EPOCHS + 1):
+                assert re.search(rf"^train: {model} seed {seed}  epoch {epoch}/{EPOCHS}  loss [\d.]+  dev F1 "
+                                 r"[\d.]+  \d+ s$", repro.stdout, re.M), (model, seed, epoch)
+            assert (repo / "logs" / "train" / f"{model}_seed_{seed}.log").is_file()
+    assert f"train: {len(MODELS) * len(SEEDS)} of {len(MODELS) * len(SEEDS)} trainings done in" in repro.stdout
+    assert "about" in repro.stdout and "left" in repro.stdout
+    shown = repro.stdout + repro.stderr
+    for noise in ("absl::InitializeLog", "oneDNN", "\x1b[", "repeated", "(train_pair pid=", "View run"):
+        assert noise not in shown, noise
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {*MODELS, "gains", "char_gain", "training", "breakdown"}
     assert set(metrics["gains"]) == set(COMPARISONS)

@@ -75,8 +75,8 @@ def project(tmp_path, monkeypatch):
 
 
 def test_vocab_stage_uses_train_only(project):
-    vocab.main()
-    char_vocab.main()
+    vocab.main([])
+    char_vocab.main([])
     words = (project / "data/vocab/words.txt").read_text().split("\n")[:-1]
     assert "Paris" not in words and "Zürich" not in words and "Berlin" in words
     chars = (project / "data/vocab/chars.txt").read_text().split("\n")[:-1]
@@ -92,7 +92,7 @@ def test_vocab_stage_with_glove_adds_frequent_words_and_their_vectors(project):
     params["vocab"].update(lowercase=True, pretrained_words=5000)
     params["model"].update(word_vectors="glove-6b-50d", word_dim=50)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    vocab.main()
+    vocab.main([])
     words = (project / "data/vocab/words.txt").read_text().split("\n")[:-1]
     assert words[:3] == ["eu", "the", "berlin"] and "paris" in words and "zürich" not in words
     assert len(words) == len(set(words))
@@ -109,7 +109,7 @@ def test_vocab_stage_with_glove_adds_frequent_words_and_their_vectors(project):
 def test_vocab_stage_stops_on_a_tag_unseen_in_train_and_writes_nothing(project, capsys):
     (project / "data/raw/test.txt").write_text("Zürich B-LOC\nAG B-ORG\nsays B-MISC\n")
     with pytest.raises(SystemExit):
-        vocab.main()
+        vocab.main([])
     assert "data/raw/test.txt:3: tag 'B-MISC' does not occur in train" in capsys.readouterr().err
     assert not (project / "data/vocab").exists()
 
@@ -117,7 +117,7 @@ def test_vocab_stage_stops_on_a_tag_unseen_in_train_and_writes_nothing(project, 
 def test_vocab_stage_on_a_full_disk_changes_no_file_and_says_so(project):
     """A real write failure: the stage runs with a 1 MB file-size limit (RLIMIT_FSIZE; the kernel
     then refuses larger writes, as a full disk would), so words.txt fits and word_vectors.npy does not."""
-    vocab.main()  # a first vocabulary, without vectors
+    vocab.main([])  # a first vocabulary, without vectors
     before = {path.name: path.read_bytes() for path in (project / "data/vocab").iterdir()}
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["vocab"].update(lowercase=True, pretrained_words=100000)  # 20 MB of vectors
