@@ -13,8 +13,10 @@ default store is the SQLite file mlflow.db in the repository.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
+import secrets
 import socket
 import sys
 
@@ -24,6 +26,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from pipeline.errors import PipelineError, exits_cleanly
+
+SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # the basic-auth app's CSRF key
 
 
 def ensure_database(url: str) -> bool:
@@ -79,12 +83,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_basic_auth() -> None:
+    """Before anything is created: MLflow's basic-auth app needs Flask-WTF and, for its CSRF
+    protection, a secret key that every worker of the server shares. Without one set
+    (MLFLOW_FLASK_SERVER_SECRET_KEY), this server gets a random key of its own: browser sessions
+    then last until it restarts."""
+    if importlib.util.find_spec("flask_wtf") is None:
+        raise PipelineError("--basic-auth: MLflow's basic-auth app needs Flask-WTF, which is not installed; "
+                            "pip install -r requirements.txt")
+    if not os.environ.get(SECRET_KEY_ENV):
+        os.environ[SECRET_KEY_ENV] = secrets.token_hex(32)
+        print(f"{SECRET_KEY_ENV} is not set: a random key for this server's run (set it to keep browser "
+              "sessions across restarts)", file=sys.stderr)
+
+
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     # only what follows `--` goes to `mlflow server`; any other unknown argument is a usage error
     ours, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = build_parser().parse_args(ours)
+    if args.basic_auth:
+        check_basic_auth()
     created = ensure_database(args.database)
     shown = make_url(args.database).render_as_string(hide_password=True)
     print(f"{'created' if created else 'using'} database {shown}", file=sys.stderr)

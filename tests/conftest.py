@@ -84,6 +84,14 @@ def copy_of_repo(folder: Path) -> Path:
     return folder
 
 
+def commit_as_a_clone(repo: Path) -> None:
+    """Make `repo` (a copy_of_repo) a git repository with everything committed, as a clone is."""
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=tests", "-c", "user.email=tests@localhost", "commit", "-qm", "clone"],
+                    [sys.executable, "-m", "dvc", "config", "core.analytics", "false"]):
+        subprocess.run(command, cwd=repo, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def real_train(shared_data):
     from pipeline.corpus import read_corpus as read_conll

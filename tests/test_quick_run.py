@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import copy_of_repo
+from tests.conftest import commit_as_a_clone, copy_of_repo
 
 pytestmark = pytest.mark.slow  # the whole pipeline: two trainings and the evaluation, about 4 minutes
 
@@ -18,10 +18,7 @@ def test_the_quick_run_shows_the_char_gain_on_the_full_test_set(tmp_path, shared
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["source"] = str(shared_data)  # as a user without internet would set it
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=tests", "-c", "user.email=tests@localhost", "commit", "-qm", "clone"],
-                    [sys.executable, "-m", "dvc", "config", "core.analytics", "false"]):
-        subprocess.run(command, cwd=repo, check=True, capture_output=True)
+    commit_as_a_clone(repo)
     before = (repo / "params.yaml").read_text()
 
     result = subprocess.run([sys.executable, "-m", "pipeline.quick"], cwd=repo, capture_output=True, text=True,

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, copy_of_repo, serving, stop_ray_cluster
+from tests.conftest import REPO_ROOT, commit_as_a_clone, copy_of_repo, serving, stop_ray_cluster
 from tests.test_pipeline_e2e import set_params
 
 pytestmark = pytest.mark.slow  # a Ray cluster, PostgreSQL, an MLflow server and a dvc repro
@@ -62,10 +62,7 @@ def test_the_cluster_and_team_mlflow_recipes_run_as_written(tmp_path, shared_dat
     del params["models"]["char_lstm"]  # two trainings: one round on 2 cores
     params["compare"] = [["baseline", "char_cnn"]]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=tests", "-c", "user.email=tests@localhost", "commit", "-qm", "init"],
-                    [sys.executable, "-m", "dvc", "config", "core.analytics", "false"]):
-        subprocess.run(command, cwd=repo, check=True, capture_output=True)
+    commit_as_a_clone(repo)
     server_folder = copy_of_repo(tmp_path / "mlflow-server")
     try:
         head = bash(blocks["On the head node"], tmp_path, env)
