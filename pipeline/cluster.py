@@ -58,6 +58,8 @@ def connect(settings: ClusterParams) -> Cluster:
     common = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     # TensorFlow's start-up notices (oneDNN, CPU features) from every worker would bury the progress lines
     quiet = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    if address:
+        check_reachable(address)
     try:
         if address:
             import pipeline
@@ -79,6 +81,20 @@ def connect(settings: ClusterParams) -> Cluster:
         raise PipelineError(f"cluster.gpus_per_task is {settings.gpus_per_task} but the Ray cluster has {gpus:g} "
                             "GPUs; use auto or 0")
     return Cluster(address or "local", resources.get("CPU", 0.0), gpus, per_task)
+
+
+def check_reachable(address: str, timeout: float = 10) -> None:
+    """A RAY_ADDRESS of the form host:port where nothing listens fails here, naming the address the
+    user gave, rather than in Ray's own retries (which do not end, and name the node's own IP)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", ray://...: Ray's own resolution
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise PipelineError(f"RAY_ADDRESS={address}: nothing answers there ({error.strerror or error}); start the "
+                            "cluster's head node (ray start --head), or unset RAY_ADDRESS to train on this "
+                            "machine") from None
 
 
 def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int, cluster: Cluster,

@@ -4,6 +4,7 @@ import pytest
 from pipeline import cluster
 from pipeline.errors import PipelineError
 from pipeline.params import ClusterParams
+from tests.conftest import free_port
 
 
 def test_asking_for_gpus_the_machine_lacks_stops_with_the_key_named(monkeypatch):
@@ -52,3 +53,13 @@ def test_stopping_the_test_cluster_leaves_another_ray_of_the_machine_running(mon
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_cluster_address_where_nothing_listens_fails_at_once_naming_it(monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    settings = ClusterParams(local_cpus=1, gpus_per_task="auto", max_retries=0)
+    with pytest.raises(PipelineError, match=rf"^RAY_ADDRESS=127.0.0.1:{port}: nothing answers there \(Connection "
+                                            r"refused\); start the cluster's head node \(ray start --head\), or "
+                                            "unset RAY_ADDRESS"):
+        cluster.connect(settings)
