@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 from seqeval.metrics.sequence_labeling import get_entities
-from tqdm import tqdm
 
 from pipeline.corpus import Sentence
-from pipeline.evaluation import Evaluation, gain_key, gain_stats
+from pipeline.evaluation import Evaluation, gain_intervals, gain_key
 from pipeline.lexicon import CATEGORIES, Lexicon
 from pipeline.metrics import Tags, prf
 from pipeline.model import CASINGS, CasingIds
@@ -91,12 +90,6 @@ def group_order(dimension: str, groups: set[str]) -> list[str]:
     return [g for g in order if g in groups] if order else sorted(groups)
 
 
-def compact(gain: dict) -> dict:
-    """A group's gain without its per-seed detail: metrics.json holds one per split, grouping, group
-    and pair, and `dvc exp show` makes a column of every number."""
-    return {key: gain[key] for key in ("f1", "ci95", "p_value")}
-
-
 def f1_of(counts: np.ndarray) -> float:
     return prf(*counts.sum(axis=0))[2]
 
@@ -122,14 +115,18 @@ def break_down(evaluation: Evaluation, data: dict[str, list[Sentence]], lexicon:
                 for group in group_order(dimension, {g for d, g in gold_counts if d == dimension})]
         zeros = np.zeros((len(gold), 3), np.int64)
         metrics[split] = {dimension: {} for dimension in DIMENSIONS}
-        for dimension, group in tqdm(keys, desc=f"breakdown of {split}", unit="group", disable=None):
-            runs = {name: [counts[name, seed].get((dimension, group), zeros) for seed in evaluation.seeds]
-                    for name in evaluation.models}
+        runs = {key: {name: [counts[name, seed].get(key, zeros) for seed in evaluation.seeds]
+                      for name in evaluation.models} for key in keys}
+        # every group's and pair's interval and p-value in one pass (the same resamples for all)
+        compared = [(key, a, b) for key in keys for a, b in evaluation.comparisons]
+        intervals = gain_intervals([(runs[key][a], runs[key][b]) for key, a, b in compared], params)
+        gains = {(key, gain_key(a, b)): interval for (key, a, b), interval in zip(compared, intervals, strict=True)}
+        for dimension, group in keys:
             metrics[split][dimension][group] = {
                 "entities": int(gold_counts[dimension, group][:, 2].sum()),
-                "f1": {name: float(np.mean([f1_of(c) for c in runs[name]])) for name in evaluation.models},
-                "gains": {gain_key(a, b): compact(gain_stats(runs[a], runs[b], evaluation.seeds, params))
-                          for a, b in evaluation.comparisons}}
+                "f1": {name: float(np.mean([f1_of(c) for c in runs[dimension, group][name]]))
+                       for name in evaluation.models},
+                "gains": {gain_key(a, b): gains[(dimension, group), gain_key(a, b)] for a, b in evaluation.comparisons}}
     split = evaluation.figure_split
     found = {name: [entity_sets(evaluation.predicted[split, name, seed]) for seed in evaluation.seeds]
              for name in evaluation.models}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.corpus import Sentence, check_known_tags
-from pipeline.metrics import (Tags, paired_bootstrap, prf, randomization_test, score, seed_stats,
+from pipeline.metrics import (Tags, paired_bootstraps, prf, randomization_tests, score, seed_stats,
                               sentence_counts)
 from pipeline.params import EvaluateParams
 from pipeline.tagger import Tagger
@@ -74,9 +74,19 @@ def gain_stats(counts_a: list[np.ndarray], counts_b: list[np.ndarray], seeds: li
     f1 = lambda counts: prf(*counts.sum(axis=0))[2]
     per_seed = {str(seed): f1(b) - f1(a) for seed, a, b in zip(seeds, counts_a, counts_b, strict=True)}
     spread = seed_stats(list(per_seed.values()))
-    return {**paired_bootstrap(counts_a, counts_b, params.bootstrap_resamples, params.seed),
+    [interval] = gain_intervals([(counts_a, counts_b)], params)
+    return {"f1": interval["f1"], "ci95": interval["ci95"],
             "seeds": {"n": spread["n"], "mean": spread["mean"], "std": spread["std"], "per_seed": per_seed},
-            "p_value": randomization_test(counts_a, counts_b, params.permutation_resamples, params.seed)}
+            "p_value": interval["p_value"]}
+
+
+def gain_intervals(pairs: list[tuple[list[np.ndarray], list[np.ndarray]]], params: EvaluateParams) -> list[dict]:
+    """The gain F1(b) - F1(a) of many pairs of counts on the same sentences, each with its bootstrap
+    interval and p-value, in one pass: every pair sees the same resamples, so each figure is the
+    one a computation for that pair alone gives (pipeline/metrics.py)."""
+    bootstraps = paired_bootstraps(pairs, params.bootstrap_resamples, params.seed)
+    p_values = randomization_tests(pairs, params.permutation_resamples, params.seed)
+    return [{**bootstrap, "p_value": p_value} for bootstrap, p_value in zip(bootstraps, p_values, strict=True)]
 
 
 def evaluate(runs: dict[str, list[TrainedRun]], data: dict[str, list[Sentence]], comparisons: list[tuple[str, str]],

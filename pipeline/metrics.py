@@ -82,74 +82,107 @@ def seed_stats(values: list[float]) -> dict:
             "min": float(values.min()), "max": float(values.max())}
 
 
-def _stack(counts: list[np.ndarray]) -> np.ndarray:
-    """Per-seed (n_sentences, 3) counts -> (3, seeds, n_sentences): correct, predicted, gold."""
-    return np.stack(counts).transpose(2, 0, 1).astype(float)
+Counts = list[np.ndarray]  # one tagger's per-seed (n_sentences, 3) counts from `sentence_counts`
 
 
-def _mean_f1_gain(correct_a, predicted_a, correct_b, predicted_b, gold):
-    """Mean over seeds of F1(b) - F1(a), from counts shaped (..., seeds, sentences); F1 = 2c/(p+g)."""
-    g = np.expand_dims(gold.sum(-1), -1)  # (..., 1): the same for every seed
-
-    def f1(c, p):
-        c, denominator = np.broadcast_arrays(200 * c.sum(-1), p.sum(-1) + g)
-        return np.divide(c, denominator, out=np.zeros(c.shape), where=denominator > 0)
-
-    return (f1(correct_b, predicted_b) - f1(correct_a, predicted_a)).mean(-1)
-
-
-def _check_same_gold(counts_a: list[np.ndarray], counts_b: list[np.ndarray]) -> None:
+def _check_same_gold(counts_a: Counts, counts_b: Counts) -> None:
     if len(counts_a) != len(counts_b):
         raise PipelineError(f"{len(counts_a)} seeds for one tagger but {len(counts_b)} for the other")
     if any(not np.array_equal(a[:, 2], b[:, 2]) for a in counts_a for b in counts_b):
         raise PipelineError("the two taggers were scored on different gold sentences")
 
 
-def paired_bootstrap(counts_a: list[np.ndarray], counts_b: list[np.ndarray], resamples: int, seed: int) -> dict:
-    """Mean over seeds of F1(b) - F1(a), and its 95% percentile interval from resampling sentences.
+def _pair_arrays(pairs: list[tuple[Counts, Counts]]):
+    """Pairs of per-seed counts on the same sentences -> correct_a, predicted_a, correct_b,
+    predicted_b, each (pairs, seeds, sentences), and gold (pairs, sentences), as floats."""
+    for counts_a, counts_b in pairs:
+        _check_same_gold(counts_a, counts_b)
+    stack = lambda counts: np.stack(counts).transpose(2, 0, 1).astype(float)  # (3, seeds, sentences)
+    a = np.stack([stack(counts_a) for counts_a, _ in pairs])
+    b = np.stack([stack(counts_b) for _, counts_b in pairs])
+    return a[:, 0], a[:, 1], b[:, 0], b[:, 1], a[:, 2, 0]
 
-    `counts_*[s]` come from `sentence_counts` for seed s on the same gold sentences. Each resample
-    draws sentences with replacement and scores both taggers (all seeds) on the same draw.
+
+def _mean_f1_gain(correct_a, predicted_a, correct_b, predicted_b, gold):
+    """Mean over seeds of F1(b) - F1(a) from entity counts summed over sentences, shaped
+    (..., seeds), and the gold count (...); F1 = 2c/(p+g)."""
+    g = np.expand_dims(gold, -1)  # the same for every seed
+
+    def f1(c, p):
+        c, denominator = np.broadcast_arrays(200 * c, p + g)
+        return np.divide(c, denominator, out=np.zeros(c.shape), where=denominator > 0)
+
+    return (f1(correct_b, predicted_b) - f1(correct_a, predicted_a)).mean(-1)
+
+
+def paired_bootstraps(pairs: list[tuple[Counts, Counts]], resamples: int, seed: int) -> list[dict]:
+    """For each pair (counts_a, counts_b) on the same sentences: the mean over seeds of F1(b) - F1(a),
+    and its 95% percentile interval from resampling sentences. Each resample draws sentences with
+    replacement and scores both taggers (all seeds) on the same draw.
+
+    Every pair sees the same draws (scipy's, from `seed`): the same figures as one bootstrap per
+    pair, but computed at once, as matrix products of how often each sentence is drawn with the
+    per-sentence counts. The counts are whole numbers, so every sum is exact in any order.
     """
-    _check_same_gold(counts_a, counts_b)
-    seeds = len(counts_a)
-    # scipy resamples 1-D samples (with paired=True, all with the same indices): one per seed and count
-    columns = [c[:, k].astype(float) for counts in (counts_a, counts_b) for c in counts for k in (0, 1)]
-    columns.append(counts_a[0][:, 2].astype(float))
+    correct_a, predicted_a, correct_b, predicted_b, gold = _pair_arrays(pairs)
+    sentences = gold.shape[-1]
 
-    def statistic(*columns, axis=-1):
-        *per_seed, gold = columns
-        stack = lambda start, stop: np.stack(per_seed[start:stop:2], axis=-2)  # (..., seeds, sentences)
-        return _mean_f1_gain(stack(0, 2 * seeds), stack(1, 2 * seeds), stack(2 * seeds, None),
-                             stack(2 * seeds + 1, None), gold)
+    def statistic(draws, axis=-1):  # draws: (batch, sentences) sentence numbers
+        draws = np.atleast_2d(draws)
+        offsets = sentences * np.arange(len(draws))[:, None]
+        weights = np.bincount((draws + offsets).ravel(), minlength=draws.size).reshape(draws.shape).astype(float)
+        summed = lambda counts: np.moveaxis(counts @ weights.T, -1, -2)  # (pairs, batch, seeds)
+        return _mean_f1_gain(summed(correct_a), summed(predicted_a), summed(correct_b), summed(predicted_b),
+                             gold @ weights.T)  # (pairs, batch)
 
-    delta = float(statistic(*columns))
-    result = stats.bootstrap(columns, statistic, paired=True, vectorized=True, n_resamples=resamples,
-                             confidence_level=0.95, method="percentile", batch=50, rng=np.random.default_rng(seed))
-    low, high = result.confidence_interval
-    return {"f1": delta, "ci95": [float(low), float(high)]}
+    deltas = _mean_f1_gain(correct_a.sum(-1), predicted_a.sum(-1), correct_b.sum(-1), predicted_b.sum(-1),
+                           gold.sum(-1))
+    # paired: scipy draws sentence numbers, the same for every count
+    result = stats.bootstrap((np.arange(sentences),), statistic, paired=True, vectorized=True,
+                             n_resamples=resamples, confidence_level=0.95, method="percentile", batch=50,
+                             rng=np.random.default_rng(seed))
+    low, high = np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)
+    return [{"f1": float(delta), "ci95": [float(l), float(h)]} for delta, l, h in zip(deltas, low, high)]
 
 
-def randomization_test(counts_a: list[np.ndarray], counts_b: list[np.ndarray], resamples: int, seed: int) -> float:
-    """Two-sided p-value of the mean F1 gain by approximate randomization (paired permutation).
+def randomization_tests(pairs: list[tuple[Counts, Counts]], resamples: int, seed: int) -> list[float]:
+    """For each pair, the two-sided p-value of the mean F1 gain by approximate randomization
+    (paired permutation).
 
     Under the null hypothesis the two taggers are exchangeable, so each sentence's outputs
     (for every seed at once) are swapped between them with probability 1/2. scipy's
     permutation_test does the resampling: one sample of sentence numbers whose sign it flips,
     a negative sign meaning "swap this sentence". With few sentences it enumerates every swap.
     The two-sided p-value is scipy's: twice the smaller one-sided p, each +1 corrected, so
-    2/(resamples + 1) is the smallest it can report.
+    2/(resamples + 1) is the smallest it can report. Every pair sees the same swaps, computed
+    at once as matrix products (see paired_bootstraps).
     """
-    _check_same_gold(counts_a, counts_b)
-    (ca, pa, gold), (cb, pb, _) = _stack(counts_a), _stack(counts_b)
+    correct_a, predicted_a, correct_b, predicted_b, gold = _pair_arrays(pairs)
 
     def statistic(signed, axis=-1):
-        swap = np.expand_dims(np.moveaxis(signed, axis, -1) < 0, -2)  # (..., 1, sentences)
-        return _mean_f1_gain(np.where(swap, cb, ca), np.where(swap, pb, pa),
-                             np.where(swap, ca, cb), np.where(swap, pa, pb), gold[0])
+        signed = np.moveaxis(signed, axis, -1)
+        swap = (np.atleast_2d(signed) < 0).astype(float)  # (batch, sentences)
 
-    sentence_numbers = np.arange(1, ca.shape[-1] + 1)
+        def summed(counts, other):  # the counts with the swapped sentences' taken from `other`
+            return np.moveaxis(counts.sum(-1, keepdims=True) + (other - counts) @ swap.T, -1, -2)
+
+        gains = _mean_f1_gain(summed(correct_a, correct_b), summed(predicted_a, predicted_b),
+                              summed(correct_b, correct_a), summed(predicted_b, predicted_a),
+                              gold.sum(-1, keepdims=True))  # (pairs, batch)
+        return gains.T if signed.ndim > 1 else gains[:, 0]  # scipy wants the resamples first
+
+    sentence_numbers = np.arange(1, gold.shape[-1] + 1)
     result = stats.permutation_test((sentence_numbers,), statistic, permutation_type="samples", vectorized=True,
                                     n_resamples=resamples, alternative="two-sided", batch=50,
                                     rng=np.random.default_rng(seed))
-    return float(result.pvalue)
+    return [float(p) for p in np.atleast_1d(result.pvalue)]
+
+
+def paired_bootstrap(counts_a: Counts, counts_b: Counts, resamples: int, seed: int) -> dict:
+    """paired_bootstraps of one pair."""
+    return paired_bootstraps([(counts_a, counts_b)], resamples, seed)[0]
+
+
+def randomization_test(counts_a: Counts, counts_b: Counts, resamples: int, seed: int) -> float:
+    """randomization_tests of one pair."""
+    return randomization_tests([(counts_a, counts_b)], resamples, seed)[0]

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+from scipy import stats
 from seqeval.metrics import f1_score
 
 from pipeline.errors import PipelineError
-from pipeline.metrics import paired_bootstrap, randomization_test, score, seed_stats, sentence_counts
+from pipeline.metrics import (paired_bootstrap, paired_bootstraps, randomization_test, randomization_tests, score,
+                              seed_stats, sentence_counts)
 
 
 def f1_of(gold, pred):
@@ -125,3 +127,81 @@ def test_bootstrap_needs_the_same_gold():
     b = sentence_counts([["O"]], [["O"]])
     with pytest.raises(PipelineError, match="different gold sentences"):
         paired_bootstrap([a], [b], 1000, seed=0)
+
+
+# The statistics as they were computed before the vectorised versions, one pair per scipy call
+# (kept verbatim as the oracle: the vectorised ones must give the same figures to the last digit).
+def _reference_stack(counts):
+    return np.stack(counts).transpose(2, 0, 1).astype(float)
+
+
+def _reference_mean_f1_gain(correct_a, predicted_a, correct_b, predicted_b, gold):
+    g = np.expand_dims(gold.sum(-1), -1)
+
+    def f1(c, p):
+        c, denominator = np.broadcast_arrays(200 * c.sum(-1), p.sum(-1) + g)
+        return np.divide(c, denominator, out=np.zeros(c.shape), where=denominator > 0)
+
+    return (f1(correct_b, predicted_b) - f1(correct_a, predicted_a)).mean(-1)
+
+
+def reference_bootstrap(counts_a, counts_b, resamples, seed):
+    seeds = len(counts_a)
+    columns = [c[:, k].astype(float) for counts in (counts_a, counts_b) for c in counts for k in (0, 1)]
+    columns.append(counts_a[0][:, 2].astype(float))
+
+    def statistic(*columns, axis=-1):
+        *per_seed, gold = columns
+        stack = lambda start, stop: np.stack(per_seed[start:stop:2], axis=-2)
+        return _reference_mean_f1_gain(stack(0, 2 * seeds), stack(1, 2 * seeds), stack(2 * seeds, None),
+                                       stack(2 * seeds + 1, None), gold)
+
+    delta = float(statistic(*columns))
+    result = stats.bootstrap(columns, statistic, paired=True, vectorized=True, n_resamples=resamples,
+                             confidence_level=0.95, method="percentile", batch=50, rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return {"f1": delta, "ci95": [float(low), float(high)]}
+
+
+def reference_randomization(counts_a, counts_b, resamples, seed):
+    (ca, pa, gold), (cb, pb, _) = _reference_stack(counts_a), _reference_stack(counts_b)
+
+    def statistic(signed, axis=-1):
+        swap = np.expand_dims(np.moveaxis(signed, axis, -1) < 0, -2)
+        return _reference_mean_f1_gain(np.where(swap, cb, ca), np.where(swap, pb, pa),
+                                       np.where(swap, ca, cb), np.where(swap, pa, pb), gold[0])
+
+    result = stats.permutation_test((np.arange(1, ca.shape[-1] + 1),), statistic, permutation_type="samples",
+                                    vectorized=True, n_resamples=resamples, alternative="two-sided", batch=50,
+                                    rng=np.random.default_rng(seed))
+    return float(result.pvalue)
+
+
+def hand_built_pairs(sentences, seeds, pairs, rng):
+    """Pairs of taggers' per-seed counts on shared gold sentences, b better than a on some of them;
+    one pair has no entity at all (a group nobody predicts)."""
+    built = []
+    for index in range(pairs):
+        gold = rng.integers(0, 3, sentences) * (index != 0)
+        counts = []
+        for quality in (0.8, 0.9):
+            per_seed = []
+            for _ in range(seeds):
+                predicted = np.clip(gold + rng.integers(-1, 2, sentences), 0, None) * (index != 0)
+                correct = np.minimum(gold, predicted) * (rng.random(sentences) < quality)
+                per_seed.append(np.stack([correct, predicted, gold], axis=1))
+            counts.append(per_seed)
+        built.append(tuple(counts))
+    return built
+
+
+@pytest.mark.parametrize("sentences, seeds", [(300, 3), (9, 2)], ids=["resampled", "enumerated"])
+def test_the_vectorised_statistics_equal_one_scipy_call_per_pair(sentences, seeds):
+    pairs = hand_built_pairs(sentences, seeds, 5, np.random.default_rng(7))
+    bootstraps = paired_bootstraps(pairs, 1000, seed=42)
+    p_values = randomization_tests(pairs, 1000, seed=42)
+    for (a, b), bootstrap, p_value in zip(pairs, bootstraps, p_values, strict=True):
+        assert bootstrap == reference_bootstrap(a, b, 1000, 42)  # to the last digit
+        assert p_value == reference_randomization(a, b, 1000, 42)
+    assert bootstraps[0] == {"f1": 0.0, "ci95": [0.0, 0.0]} and p_values[0] == 1.0
+    assert len({tuple(b["ci95"]) for b in bootstraps}) == len(pairs)  # the pairs did not share one answer
