@@ -83,6 +83,16 @@ def connect(settings: ClusterParams) -> Cluster:
     return Cluster(address or "local", resources.get("CPU", 0.0), gpus, per_task)
 
 
+@dataclass(frozen=True)
+class TaskProgress:
+    """What a task reports its progress through: the driver's queue, and the task's own key."""
+    queue: Queue
+    task: str
+
+    def report(self, row: dict) -> None:
+        self.queue.put({"task": self.task, **row})
+
+
 def check_reachable(address: str, timeout: float = 10) -> None:
     """A RAY_ADDRESS of the form host:port where nothing listens fails here, naming the address the
     user gave, rather than in Ray's own retries (which do not end, and name the node's own IP)."""
@@ -101,9 +111,9 @@ def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int,
               max_retries: int, on_progress: Callable[[dict], None] | None = None) -> Iterator[tuple[str, object]]:
     """Run function(*args) for each (key, args) as a Ray task; yield (key, result) as each finishes.
 
-    With `on_progress`, each task gets a keyword argument `progress`, a queue it may put dicts
-    into (one per epoch, say); the driver hands them to on_progress as they arrive, so progress
-    is printed by one process, in order, whatever node the task runs on.
+    With `on_progress`, each task gets a keyword argument `progress`, a TaskProgress it may report
+    dicts through (one per epoch, say); the driver hands them, with the task's key, to on_progress
+    as they arrive, so progress is printed by one process, in order, whatever node the task runs on.
 
     A task whose worker dies (killed, out of memory, node lost) is run again up to max_retries
     times; an error raised by the function itself is not retried (the same seed would fail the
@@ -115,8 +125,8 @@ def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int,
     remote = ray.remote(num_cpus=cpus, num_gpus=cluster.gpus_per_task, max_calls=1,
                         max_retries=max_retries)(function)
     queue = Queue(actor_options={"num_cpus": 0}) if on_progress else None
-    extra = {"progress": queue} if queue is not None else {}
-    pending = {remote.remote(*args, **extra): key for key, args in calls}
+    pending = {remote.remote(*args, **({"progress": TaskProgress(queue, key)} if queue is not None else {})): key
+               for key, args in calls}
 
     def drain() -> None:
         if queue is not None:

@@ -52,9 +52,9 @@ class StageProgress:
         self.log.flush()
 
     def epoch(self, row: dict) -> None:
-        """A row sent by a worker's EpochReporter."""
+        """A row sent by a training's EpochReporter, with its task's key."""
         width = len(str(row["epochs"]))
-        self.say(f"{row['label']}  epoch {row['epoch']:>{width}}/{row['epochs']}  loss {row['train_loss']:.4f}  "
+        self.say(f"{row['task']}  epoch {row['epoch']:>{width}}/{row['epochs']}  loss {row['train_loss']:.4f}  "
                  f"dev F1 {row['dev_f1']:.2f}  {row['seconds']:.0f} s")
 
     def finished(self, label: str, output: str, summary: str) -> None:

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
                     results[point, seed] = {"seed": seed, "best_dev_f1": best["dev_f1"], "best_epoch": best["epoch"],
                                             "train_seconds": pair.seconds, "mlflow_run_id": run_id}
                     save(complete=False)
-                    progress.finished(f"{name} {label}", pair.output, f"dev F1 {best['dev_f1']:.2f} (epoch "
+                    progress.finished(label, pair.output, f"dev F1 {best['dev_f1']:.2f} (epoch "
                                       f"{best['epoch']}, {pair.seconds:.0f} s)")
                 progress.close()
             ranking = rank(spec, results)

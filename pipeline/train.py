@@ -61,14 +61,14 @@ class DevF1(keras.callbacks.Callback):
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Sends each epoch's row to the driver's progress queue (see pipeline/progress.py)."""
+    """Sends each epoch's row to the driver (a cluster.TaskProgress; printed by pipeline/progress.py)."""
 
-    def __init__(self, recorder: EpochRecorder, queue, label: str, epochs: int):
+    def __init__(self, recorder: EpochRecorder, progress: cluster.TaskProgress, epochs: int):
         super().__init__()
-        self.recorder, self.queue, self.label, self.epochs = recorder, queue, label, epochs
+        self.recorder, self.progress, self.epochs = recorder, progress, epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        self.queue.put({"label": self.label, "epochs": self.epochs, **self.recorder.rows[-1]})
+        self.progress.report({"epochs": self.epochs, **self.recorder.rows[-1]})
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -88,7 +88,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
 
 def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], dev: list[Sentence],
-                 vocabulary: Vocabulary, progress=None) -> tuple[keras.Model, list[dict]]:
+                 vocabulary: Vocabulary, progress: cluster.TaskProgress | None = None
+                 ) -> tuple[keras.Model, list[dict]]:
     """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve.
 
     `seed` sets every random choice: weight initialisation, dropout and the shuffling of batches.
@@ -108,7 +109,7 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
                                                restore_best_weights=True),
                  recorder]
     if progress is not None:
-        callbacks.append(EpochReporter(recorder, progress, f"{name} seed {seed}", params.train.epochs))
+        callbacks.append(EpochReporter(recorder, progress, params.train.epochs))
     batches = make_dataset(in_scheme(train, spec.tag_scheme), encoder, tag_classes(vocabulary.tags, spec.tag_scheme),
                            params.train.batch_size, shuffle_seed=seed)
     trainer.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False,  # shuffled above
@@ -133,7 +134,7 @@ class TrainedPair:
 
 
 def train_pair(name: str, seed: int, params: Params, train: list[Sentence], dev: list[Sentence],
-               vocabulary: Vocabulary, progress=None) -> TrainedPair:
+               vocabulary: Vocabulary, progress: cluster.TaskProgress | None = None) -> TrainedPair:
     """One Ray task: train (name, seed) with params.train.threads TensorFlow threads; its epochs
     go to the driver's `progress` queue, what it prints to the result's `output`."""
     with captured_output() as output:

@@ -653,7 +653,9 @@ def test_a_search_trains_every_point_on_ray_ranks_on_dev_and_logs_parent_and_chi
     search.write_text(yaml.safe_dump(spec))
     again = run([sys.executable, "-m", "pipeline.search", str(search)], repo, tracking_uri=store)
     assert again.stdout.count("kept from reports/search/tiny.json") == 4
-    assert again.stdout.count("dev F1") == 4 + 2 and "2 trainings on local Ray" in again.stdout
+    assert len(re.findall(r"^search: patient seed \d done: dev F1 ", again.stdout, re.M)) == 2
+    assert len(re.findall(r"^search: patient seed 1  epoch 1/2  loss ", again.stdout, re.M)) == 1  # progress
+    assert "2 trainings on local Ray" in again.stdout
     report = json.loads((repo / "reports/search/tiny.json").read_text())
     assert report["complete"] and len(report["trials"]) == 6 and len(report["ranking"]) == 3
     assert {run_id for row in report["ranking"] for run_id in row["mlflow_run_ids"]} >= set(children)

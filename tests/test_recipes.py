@@ -52,7 +52,9 @@ def test_the_cluster_and_team_mlflow_recipes_run_as_written(tmp_path, shared_dat
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("RAY_", "MLFLOW_")) and key != "HOME"}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
-               HEAD_IP="127.0.0.1", MLFLOW_HOST="127.0.0.1", MLFLOW_DATABASE=postgres_url,
+               HEAD_IP="127.0.0.1", MLFLOW_HOST="127.0.0.1",
+               # a database of its own on the session's PostgreSQL (the server creates it)
+               MLFLOW_DATABASE=postgres_url.rsplit("/", 1)[0] + "/mlflow_recipe",
                NER_TRACKING_TIMEOUT="60")
 
     repo = copy_of_repo(tmp_path / "repo")
