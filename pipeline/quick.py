@@ -1,4 +1,4 @@
-"""The quick run: what the characters add, in about 4 minutes on 2 cores. A demonstration, not
+"""The quick run: what the characters add, in under 3 minutes on 2 cores. A demonstration, not
 the result (that is `dvc repro`: all of train, 30 epochs, 3 seeds, 3 taggers).
 
 It runs the whole pipeline (download, vocabularies, training, evaluation) as one DVC experiment in

@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import commit_as_a_clone, copy_of_repo
 
-pytestmark = pytest.mark.slow  # the whole pipeline: two trainings and the evaluation, about 4 minutes
+pytestmark = pytest.mark.slow  # the whole pipeline: two trainings and the evaluation, 3 to 5 minutes
 
 
 def test_the_quick_run_shows_the_char_gain_on_the_full_test_set(tmp_path, shared_data):
