@@ -87,7 +87,8 @@ def allowed(schema: dict, defs: dict) -> str:
 
 
 def cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Text for a table cell: a bar would end the cell, braces would read as attr_list attributes."""
+    return text.replace("|", "\\|").replace("{", "&#123;").replace("}", "&#125;")
 
 
 def params_reference() -> str:
