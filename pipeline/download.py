@@ -8,7 +8,6 @@ when every file has arrived intact and parses, so a failure leaves nothing half-
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from pipeline.commands import parse_stage_args
 from pipeline.corpus import as_iob2, detect_scheme, read_tagged, write_normalized
 from pipeline.datasets import DATASETS, is_url
 from pipeline.errors import PipelineError, exits_cleanly
-from pipeline.files import fsync_folder, umask_mode, write_json_atomic
+from pipeline.files import file_digest, fsync_folder, replace_durably, umask_mode, write_json_atomic
 from pipeline.layout import RAW_DIR, resolve_local
 from pipeline.params import DataParams, env_seconds, load_params
 
@@ -156,14 +155,13 @@ def mirror_dataset(name: str, folder: Path, session: requests.Session | None = N
     session = session or http_session()
     for remote in DATASETS[name].values():
         target = folder / remote.local_name
-        if target.is_file() and copy_local(target, Path(os.devnull)) == remote.sha256:
+        if target.is_file() and file_digest(target) == remote.sha256:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.part")
         try:
             fetch_split(remote.url, remote.sha256, partial, session)
-            partial.chmod(umask_mode())
-            os.replace(partial, target)
+            replace_durably(partial, target)
         finally:
             partial.unlink(missing_ok=True)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.files import raise_if_no_room, write_bytes_atomic, write_json_atomic, write_text_atomic
+from pipeline.files import file_digest, raise_if_no_room, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipeline.layout import seed_folder
 
 TAGGER_FILE = "tagger.keras"
@@ -47,14 +47,6 @@ def keras_file_bytes(keras_tagger) -> bytes:
             raise_if_no_room(error, path, "saving the trained tagger")
             raise
         return path.read_bytes()
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def tagger_is_intact(folder: Path, summary: dict) -> bool:

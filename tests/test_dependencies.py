@@ -61,6 +61,7 @@ def test_every_imported_package_is_declared_where_it_belongs():
     assert not required & {"pytest", "playwright", "psutil", "setuptools", "mkdocs", "mkdocs-material"}
 
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    in_project = {normal(re.match(r"[A-Za-z0-9_.-]+", spec).group(0)) for spec in project["dependencies"]}
-    in_extra = {normal(re.match(r"[A-Za-z0-9_.-]+", spec).group(0)) for spec in project["optional-dependencies"]["test"]}
+    name = lambda spec: normal(re.match(r"[A-Za-z0-9_.-]+", spec).group(0))
+    in_project = {name(spec) for spec in project["dependencies"]}
+    in_extra = {name(spec) for spec in project["optional-dependencies"]["test"]}
     assert in_project == required and in_extra == test_only  # the package declares what the files pin
