@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.corpus import read_split, write_normalized
+from pipeline.data.corpus import read_split, write_normalized
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import DVC_FILE, PARAMS_FILE, REPORTS_DIR, VOCAB_DIR, split_file
@@ -53,7 +53,7 @@ def time_train_stage(folder: Path) -> float:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
     env.pop("RAY_ADDRESS", None)
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pipeline.train"], cwd=folder, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "pipeline.stages.train"], cwd=folder, env=env, capture_output=True,
                             text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:

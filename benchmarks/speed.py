@@ -35,16 +35,17 @@ import tensorflow as tf
 import yaml
 from keras import layers
 
-from pipeline.batches import make_dataset
-from pipeline.corpus import read_split
+from pipeline.data.corpus import read_split
+from pipeline.data.vocabulary import load_vocabulary
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import BENCHMARK_FILE
 from pipeline.machine import describe_machine
-from pipeline.model import build_encoder, build_trainable, pad_batch
+from pipeline.model.network import build_encoder, build_trainable, pad_batch
+from pipeline.model.tagger import Tagger
 from pipeline.params import load_params
-from pipeline.tagger import Tagger
-from pipeline.vocabulary import load_vocabulary
+from pipeline.training.batches import make_dataset
+
 BOOK = "book"  # the book chapter's configuration: sentences padded to 40, SimpleRNN 64, softmax
 BOOK_LENGTH, BOOK_EMBEDDING, BOOK_UNITS = 40, 128, 64
 LATENCY_SENTENCES = 300

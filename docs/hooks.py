@@ -2,7 +2,9 @@
 
 - `<!-- params-reference -->`: every params.yaml key, its allowed values from the pydantic models
   (pipeline/params.py), its default and its comment from params.yaml;
-- `<!-- cli-reference -->`: every command's `--help`, from its argparse parser (pipeline/commands.py);
+- `<!-- cli-reference -->`: every command's `--help`, from its argparse parser (pipeline/cli/ner.py);
+- `<!-- architecture -->`: the import graph between the parts of pipeline/ (read by grimp, the
+  graph library of import-linter) as a diagram, and every module with its size and docstring;
 - the repository's reports/, searches/ and params.yaml join the site, so pages link to the
   committed figures and files themselves.
 """
@@ -47,6 +49,8 @@ def on_page_markdown(markdown, page, config, files):
         sys.path.insert(0, str(ROOT))
     if "<!-- params-reference -->" in markdown:
         markdown = markdown.replace("<!-- params-reference -->", params_reference())
+    if "<!-- architecture -->" in markdown:
+        markdown = markdown.replace("<!-- architecture -->", architecture())
     if "<!-- cli-reference -->" in markdown:
         markdown = markdown.replace("<!-- cli-reference -->", cli_reference())
     return markdown
@@ -123,7 +127,7 @@ def yaml_block(section: str) -> str:
 
 
 def cli_reference() -> str:
-    from pipeline.commands import COMMANDS, command_parser
+    from pipeline.cli.ner import COMMANDS, command_parser
 
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; the page is the same everywhere
     out = []
@@ -133,3 +137,46 @@ def cli_reference() -> str:
                 "```text", command_parser(name).format_help().rstrip(), "```", ""]
     return "\n".join(out)
 
+
+
+# the parts of pipeline/ drawn as boxes, top down as pyproject.toml's layers contract orders them;
+# the foundation modules (imported by nearly everything) are listed under the diagram instead
+PARTS = ["cli", "stages", "tracking", "training", "evaluation", "model", "params", "data"]
+FOUNDATION = ["progress", "machine", "files", "layout", "errors"]
+
+
+def part_of(module: str) -> str | None:
+    name = module.split(".")[1] if module.count(".") else None
+    return name if name in PARTS else None
+
+
+def architecture() -> str:
+    import grimp
+
+    graph = grimp.build_graph("pipeline", exclude_type_checking_imports=True)  # as pyproject.toml's contracts
+    edges = sorted({(part_of(importer), part_of(imported))
+                    for importer in graph.modules for imported in graph.find_modules_directly_imported_by(importer)
+                    if part_of(importer) and part_of(imported) and part_of(importer) != part_of(imported)})
+    out = ["```mermaid", "flowchart TD"]
+    out += [f"    {part}[\"{part}/\"]" if (ROOT / "pipeline" / part).is_dir() else f"    {part}[\"{part}.py\"]"
+            for part in PARTS]
+    out += [f"    {a} --> {b}" for a, b in edges]
+    upward = [f"{a} -> {b}" for a, b in edges if PARTS.index(a) > PARTS.index(b)]
+    direction = f"{len(upward)} pointing up ({', '.join(upward)})" if upward else "every one pointing down"
+    out += ["```", "", f"*Generated from the imports when this site was built: {len(edges)} dependencies between "
+            f"the parts, {direction}. Not drawn: " + ", ".join(f"`{m}.py`" for m in FOUNDATION)
+            + ", which every part may import and which import no part.*", ""]
+    out += ["| module | lines | what it is |", "|---|---|---|"]
+    for module in sorted(graph.modules):
+        path = ROOT / Path(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        out.append(f"| `{path.relative_to(ROOT)}` | {lines} | {cell(first_paragraph(path))} |")
+    return "\n".join(out) + "\n"
+
+
+def first_paragraph(path: Path) -> str:
+    import ast
+
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return " ".join(doc.split("\n\n")[0].split())

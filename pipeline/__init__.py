@@ -1,6 +1,6 @@
 """A reproducible NER pipeline measuring what character embeddings add to an RNN tagger.
 
-`from pipeline import Tagger` gives the Python API (see pipeline/tagger.py).
+`from pipeline import Tagger` gives the Python API (see pipeline/model/tagger.py).
 """
 import contextlib
 import importlib.abc
@@ -63,6 +63,6 @@ if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImp
 def __getattr__(name):
     # imported lazily, so the stages that need no TensorFlow (download, vocab) start fast
     if name == "Tagger":
-        from pipeline.tagger import Tagger
+        from pipeline.model.tagger import Tagger
         return Tagger
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

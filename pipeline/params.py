@@ -15,10 +15,10 @@ from typing import Annotated, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.corpus import READERS
+from pipeline.data.corpus import READERS
+from pipeline.data.word_vectors import DIMENSIONS
 from pipeline.errors import PipelineError
 from pipeline.layout import PARAMS_FILE
-from pipeline.word_vectors import DIMENSIONS
 
 SPLITS = ("train", "dev", "test", "test_pp")
 
@@ -139,7 +139,7 @@ with warnings.catch_warnings():  # "register" also names ABCMeta.register, which
 
 
 class ClusterParams(Section):
-    """Where the trainings run (see pipeline/cluster.py); not a DVC dependency: it changes how
+    """Where the trainings run (see pipeline/training/cluster.py); not a DVC dependency: it changes how
     long a run takes, not its results (train.threads fixes the per-training arithmetic)."""
     # local Ray's size when RAY_ADDRESS is unset; null = every core of this machine
     local_cpus: Optional[int] = Field(ge=1)

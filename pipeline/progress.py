@@ -1,7 +1,7 @@
 """What a long stage prints while it runs: one line per training per epoch, a line for the stage
 as a whole after each training, and the full logs in files under logs/ (named at the start).
 
-Workers send their epochs through the driver (pipeline/cluster.py), so lines from trainings that
+Workers send their epochs through the driver (pipeline/training/cluster.py), so lines from trainings that
 run at once never merge, and their own output (TensorFlow's runtime notices) goes to the files."""
 from __future__ import annotations
 

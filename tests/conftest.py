@@ -32,8 +32,8 @@ def mirrored_data() -> Path:
     """The real CoNLL-2003 / CoNLL++ files (never committed): $NER_SHARED_DATA, else a cache folder
     filled once by the project's own download code (public URLs, SHA-256 checked). Without either,
     the run stops with one line saying what to do."""
-    from pipeline.datasets import DATASETS
-    from pipeline.download import mirror_dataset
+    from pipeline.data.datasets import DATASETS
+    from pipeline.data.download import mirror_dataset
     from pipeline.errors import PipelineError
 
     if os.environ.get(DATA_ENV):
@@ -94,13 +94,13 @@ def commit_as_a_clone(repo: Path) -> None:
 
 @pytest.fixture(scope="session")
 def real_train(shared_data):
-    from pipeline.corpus import read_corpus as read_conll
+    from pipeline.data.corpus import read_corpus as read_conll
     return read_conll(shared_data / "conll2003" / "train.txt")
 
 
 @pytest.fixture(scope="session")
 def real_dev(shared_data):
-    from pipeline.corpus import read_corpus as read_conll
+    from pipeline.data.corpus import read_corpus as read_conll
     return read_conll(shared_data / "conll2003" / "valid.txt")
 
 
@@ -150,7 +150,7 @@ def postgres_binary(name: str) -> str:
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server on 127.0.0.1, in a throw-away folder; yields a database URL (the
-    database itself does not exist yet: pipeline.tracking_server creates it)."""
+    database itself does not exist yet: pipeline.cli.tracking_server creates it)."""
     folder = Path(tempfile.mkdtemp(prefix="ner-postgres-"))  # under /tmp, so the postgres user can reach it
     as_postgres = []
     if os.geteuid() == 0:  # initdb and postgres refuse to run as root

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.bilstm import FusedBiLSTM
+from pipeline.model.bilstm import FusedBiLSTM
 
 BATCH, TIME, FEATURES, UNITS = 5, 7, 6, 4
 LENGTHS = [7, 3, 1, 5, 0]  # a full row, short rows, a one-token row and an all-padding row

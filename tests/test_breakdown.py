@@ -4,13 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.breakdown import EntityGroups, break_down, entity_sets, group_counts, token_casings
-from pipeline.corpus import Sentence
-from pipeline.evaluation import Evaluation
-from pipeline.lexicon import Lexicon
+from pipeline.data.corpus import Sentence
+from pipeline.data.lexicon import Lexicon
+from pipeline.evaluation.breakdown import EntityGroups, break_down, entity_sets, group_counts, token_casings
+from pipeline.evaluation.report import examples_markdown
+from pipeline.evaluation.scoring import Evaluation
+from pipeline.model.trained import TrainedRun
 from pipeline.params import EvaluateParams
-from pipeline.report import examples_markdown
-from pipeline.trained import TrainedRun
 
 # train has "peter" (no vector); "london" has a vector but is not in train; "zorbl", "bridge": neither
 LEXICON = Lexicon(train_words=frozenset({"peter", "lives", "in", "berlin", "."}),

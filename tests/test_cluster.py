@@ -1,9 +1,9 @@
 """Where trainings run: local Ray's checks that would otherwise leave tasks waiting forever."""
 import pytest
 
-from pipeline import cluster
 from pipeline.errors import PipelineError
 from pipeline.params import ClusterParams
+from pipeline.training import cluster
 from tests.conftest import free_port
 
 

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pipeline.commands import COMMANDS, stage_io
+from pipeline.cli.ner import COMMANDS
+from pipeline.stages.arguments import stage_io
 from tests.conftest import REPO_ROOT, copy_of_repo
 
 
@@ -47,15 +48,15 @@ def test_a_stage_given_an_unknown_argument_is_a_usage_error_and_runs_nothing(rep
     before = files_in(repo)
     result = run(["-m", COMMANDS[stage].module, "--epochs", "3"], repo)
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == (f"python -m pipeline.{stage}: error: unrecognized arguments: "
+    assert result.stderr.splitlines()[-1] == (f"python -m pipeline.stages.{stage}: error: unrecognized arguments: "
                                              "--epochs 3")
     assert files_in(repo) == before
 
 
 def test_ner_lists_the_commands_and_runs_one():
-    listing = run(["-m", "pipeline.commands", "--help"], REPO_ROOT)
+    listing = run(["-m", "pipeline.cli.ner", "--help"], REPO_ROOT)
     assert listing.returncode == 0 and all(f"  {name} " in listing.stdout for name in COMMANDS)
-    stage = run(["-m", "pipeline.commands", "download", "--help"], REPO_ROOT)
+    stage = run(["-m", "pipeline.cli.ner", "download", "--help"], REPO_ROOT)
     assert stage.returncode == 0 and "reads params.yaml: data.dataset" in stage.stdout
-    unknown = run(["-m", "pipeline.commands", "fit"], REPO_ROOT)
+    unknown = run(["-m", "pipeline.cli.ner", "fit"], REPO_ROOT)
     assert unknown.returncode == 2 and "invalid choice: 'fit'" in unknown.stderr

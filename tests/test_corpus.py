@@ -2,11 +2,20 @@ import json
 
 import pytest
 
-from pipeline.corpus import (check_known_tags, decode_lines, detect_scheme, parse_conll, parse_jsonl, read_corpus,
-                             read_split, to_iob2, write_normalized)
+from pipeline.data.corpus import (
+    check_known_tags,
+    decode_lines,
+    detect_scheme,
+    parse_conll,
+    parse_jsonl,
+    read_corpus,
+    read_split,
+    to_iob2,
+    write_normalized,
+)
 from pipeline.errors import PipelineError
+from pipeline.evaluation.metrics import score
 from pipeline.files import write_bytes_atomic
-from pipeline.metrics import score
 
 
 def parse(text: str | bytes):
@@ -129,7 +138,7 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
 
 
 def test_bioes_conversion_keeps_every_entity_of_the_real_training_data(real_train):
-    from pipeline.corpus import to_bioes
+    from pipeline.data.corpus import to_bioes
     assert to_bioes(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "I-LOC", "B-ORG"]) == \
         ["B-PER", "E-PER", "O", "S-LOC", "B-LOC", "I-LOC", "E-LOC", "S-ORG"]
     for sentence in real_train:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.crf import CRF, CRFLoss, log_partition, sequence_score, viterbi_decode
+from pipeline.model.crf import CRF, CRFLoss, log_partition, sequence_score, viterbi_decode
 
 N_TAGS = 3
 LENGTHS = [4, 1, 3]  # a batch padded to 4: full, a single token, one padding position

@@ -7,7 +7,7 @@ import sys
 import tomllib
 from importlib.metadata import packages_distributions
 
-from pipeline.word_vectors import PRETRAINED
+from pipeline.data.word_vectors import PRETRAINED
 from tests.conftest import REPO_ROOT
 
 RUNTIME_CODE = ("pipeline", "benchmarks")

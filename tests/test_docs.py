@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from pipeline.commands import COMMANDS
+from pipeline.cli.ner import COMMANDS
 from tests.conftest import REPO_ROOT
 
 
@@ -53,4 +53,4 @@ def test_the_readme_is_a_short_front_door():
     assert len(readme.splitlines()) <= 250
     headings = re.findall(r"^## (.+)$", readme, re.M)
     assert headings[:3] == ["Results", "Set up and run", "Quick run"], headings
-    assert "pytest" in readme and "python -m pipeline.quick" in readme and "dvc repro" in readme
+    assert "pytest" in readme and "python -m pipeline.cli.quick" in readme and "dvc repro" in readme

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import download as download_module
-from pipeline.corpus import read_corpus
-from pipeline.datasets import DATASETS, RemoteFile
-from pipeline.download import download, http_session, mirror_dataset
+from pipeline.data.corpus import read_corpus
+from pipeline.data.datasets import DATASETS, RemoteFile
+from pipeline.data.download import download, http_session, mirror_dataset
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
+from pipeline.stages import download as download_module
 from tests.conftest import REPO_ROOT
 
 DEFAULT = DataParams(dataset="conll2003", source="default", files=None, format="conll", limit=None)
@@ -199,7 +199,7 @@ def test_malformed_custom_file_names_its_source_line(tmp_path, shared_data):
 
 def test_stage_main_reports_one_clear_line(monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text(Path(download_module.__file__).parents[1].joinpath("params.yaml").read_text()
+    Path("params.yaml").write_text(Path(download_module.__file__).parents[2].joinpath("params.yaml").read_text()
                                    .replace("source: default", "source: /nonexistent/folder"))
     with pytest.raises(SystemExit) as exit_info:
         download_module.main([])

@@ -8,14 +8,17 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline import evaluation as evaluation_module
-from pipeline import tracking
-from pipeline.breakdown import break_down
-from pipeline.corpus import Sentence
-from pipeline.evaluation import evaluate, rounded
-from pipeline.lexicon import Lexicon
+from pipeline.data.corpus import Sentence
+from pipeline.data.lexicon import Lexicon
+from pipeline.evaluation import scoring as evaluation_module
+from pipeline.evaluation.breakdown import break_down
+from pipeline.evaluation.scoring import evaluate, rounded
+from pipeline.model.trained import TrainedRun
 from pipeline.params import DataParams, EvaluateParams, load_params
-from pipeline.trained import TrainedRun
+from pipeline.tracking import models, scores
+from pipeline.tracking.experiment import open_experiment
+from pipeline.tracking.runs import training_run
+from pipeline.tracking.store import EXPERIMENT
 from tests.conftest import REPO_ROOT
 
 SENTENCES = [Sentence("Peter lives in Berlin .".split(), ["B-PER", "O", "O", "B-LOC", "O"], 1),
@@ -49,15 +52,15 @@ def store(tmp_path, monkeypatch):
     (tmp_path / "data/raw").mkdir(parents=True)
     (tmp_path / "data/raw/manifest.json").write_text(json.dumps({s: {"sha256": h} for s, h in SHA.items()}))
     params = load_params(REPO_ROOT / "params.yaml")
-    tracking.start_experiment()
+    open_experiment()
     client = mlflow.MlflowClient()
     runs = {}
     for model in ("baseline", "char_cnn"):
-        client.create_registered_model(tracking.registered_name(model))
+        client.create_registered_model(models.registered_name(model))
         for seed in SEEDS:
-            with tracking.training_run(model, seed, params, {"n_words": 10}, {}, time.time()) as run_id:
+            with training_run(model, seed, params, {"n_words": 10}, {}, time.time()) as run_id:
                 pass
-            client.create_model_version(tracking.registered_name(model), source=str(tmp_path), run_id=run_id)
+            client.create_model_version(models.registered_name(model), source=str(tmp_path), run_id=run_id)
             summary = {"mlflow_run_id": run_id, "best_epoch": 3, "epochs_run": 5, "train_seconds": 90.0}
             runs.setdefault(model, []).append(TrainedRun(model, seed, Path(f"models/{model}/seed_{seed}"), summary, []))
     return runs
@@ -72,12 +75,12 @@ def evaluate_and_log(runs, monkeypatch, worse: str):
     lexicon = Lexicon(frozenset({"peter", "berlin"}), frozenset({"berlin", "london"}), True, True)
     breakdown = break_down(result, data, lexicon, EVALUATE)
     result.metrics["breakdown"] = rounded({"word_categories": list(breakdown.categories), **breakdown.metrics})
-    return tracking.log_evaluation(result, [], [], DATA)
+    return scores.log_evaluation(result, [], [], DATA)
 
 
 def test_experiment_opens_as_model_training_with_a_description(store, monkeypatch):
     evaluate_and_log(store, monkeypatch, worse="baseline")
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     description = experiment.tags["mlflow.note.content"]
     # the answer first: the UI shows the first line above the runs
@@ -119,7 +122,7 @@ def test_runs_describe_themselves_and_name_their_datasets(store, monkeypatch):
 
 def test_saved_view_shows_the_gain_and_f1_columns(store, monkeypatch):
     summary_id = evaluate_and_log(store, monkeypatch, worse="baseline")
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     envelope = json.loads(experiment.tags["mlflow.sharedViewState.char-gain"])
     state = json.loads(envelope["state"])
     assert envelope["name"] == "What the characters add"

@@ -49,7 +49,7 @@ def params_case(name: str, change: Callable[[dict], object], message: str) -> Ca
         params = yaml.safe_load((project / "params.yaml").read_text())
         change(params)
         (project / "params.yaml").write_text(yaml.safe_dump(params))
-    return Case(f"params: {name}", ["pipeline.check_params"], setup, f"params.yaml: {message}")
+    return Case(f"params: {name}", ["pipeline.stages.check_params"], setup, f"params.yaml: {message}")
 
 
 def writes(path: str, content: str | bytes) -> Callable[[Path], None]:
@@ -62,17 +62,17 @@ def writes(path: str, content: str | bytes) -> Callable[[Path], None]:
 
 def data_case(name: str, content: str | bytes, message: str) -> Case:
     """The custom train file holds `content`; the download stage must name its line."""
-    return Case(f"data: {name}", ["pipeline.download"], writes("sources/train.txt", content),
+    return Case(f"data: {name}", ["pipeline.stages.download"], writes("sources/train.txt", content),
                 f"{{project}}/sources/train.txt{message}")
 
 
 def predict_case(name: str, content: bytes, message: str) -> Case:
-    return Case(f"predict input: {name}", ["pipeline.predict", "--model", "models/tiny", "--input", "input.txt"],
+    return Case(f"predict input: {name}", ["pipeline.cli.predict", "--model", "models/tiny", "--input", "input.txt"],
                 writes("input.txt", content), f"input.txt{message}")
 
 
 def model_case(name: str, setup: Callable[[Path], None], message: str) -> Case:
-    return Case(f"model: {name}", ["pipeline.predict", "--model", "models/tiny", "--input", "input.txt"],
+    return Case(f"model: {name}", ["pipeline.cli.predict", "--model", "models/tiny", "--input", "input.txt"],
                 setup, message)
 
 
@@ -156,7 +156,7 @@ CASES = [
                 "compare.3: compares 'baseline' with itself"),
     params_case("comparison of one model", lambda p: p["compare"].append(["baseline"]),
                 "compare.3: List should have at least 2 items"),
-    Case("params: not YAML", ["pipeline.check_params"], writes("params.yaml", "model: [unclosed\n"),
+    Case("params: not YAML", ["pipeline.stages.check_params"], writes("params.yaml", "model: [unclosed\n"),
          "params.yaml:2:1: not valid YAML: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)"),
     data_case("wrong column count", "EU NNP B-NP B-ORG\nrejects VBZ O\n", ":2: expected 4 columns"),
     data_case("one column", "EU\n", ":1: expected at least 2 columns (token ... tag), found 1: 'EU'"),
@@ -166,9 +166,9 @@ CASES = [
     data_case("zero typed for O", "EU NNP B-NP 0\n", ":1: unknown tag '0'"),
     data_case("not UTF-8", b"EU B-ORG\nM\xfcnchen B-LOC\n", ":2: not valid UTF-8"),
     data_case("no sentences", "-DOCSTART- -X- -X- O\n\n", ": no sentences found"),
-    Case("data: missing file", ["pipeline.download"], lambda project: (project / "sources/train.txt").unlink(),
+    Case("data: missing file", ["pipeline.stages.download"], lambda project: (project / "sources/train.txt").unlink(),
          "{project}/sources/train.txt: file not found"),
-    Case("data: a test tag never seen in train", ["pipeline.vocab"],
+    Case("data: a test tag never seen in train", ["pipeline.stages.vocab"],
          writes("data/raw/test.txt", "Zürich\tB-LOC\nAG\tB-ORG\nsays\tB-EVENT\n"),
          "data/raw/test.txt:3: tag 'B-EVENT' does not occur in train"),
     predict_case("empty", b"", ": empty input (nothing to tag)"),
@@ -180,18 +180,18 @@ CASES = [
                  b"CRICKET NNP B-NP O\nLEICESTERSHIRE NNP B-NP 0\nTAKE NNP I-NP O\n", ":2: unknown tag '0'"),
     predict_case("JSON line without tags", b'{"tokens": ["EU"], "tags": ["B-ORG"]}\n{"tokens": ["a"]}\n',
                  ":2: expected an object with string lists"),
-    Case("predict input: missing file", ["pipeline.predict", "--model", "models/tiny", "--input", "absent.txt"],
+    Case("predict input: missing file", ["pipeline.cli.predict", "--model", "models/tiny", "--input", "absent.txt"],
          nothing, "absent.txt: cannot read (No such file or directory)"),
-    Case("predict: batch size 0", ["pipeline.predict", "--model", "models/tiny", "--batch-size", "0"], nothing,
+    Case("predict: batch size 0", ["pipeline.cli.predict", "--model", "models/tiny", "--batch-size", "0"], nothing,
          "argument --batch-size: expected a positive integer, got '0'", code=2),
-    Case("predict: negative batch size", ["pipeline.predict", "--model", "models/tiny", "--batch-size", "-1"],
+    Case("predict: negative batch size", ["pipeline.cli.predict", "--model", "models/tiny", "--batch-size", "-1"],
          nothing, "argument --batch-size: expected a positive integer, got '-1'", code=2),
-    Case("network: a bad download timeout", ["pipeline.download"], nothing,
+    Case("network: a bad download timeout", ["pipeline.stages.download"], nothing,
          "NER_DOWNLOAD_TIMEOUT='20s': expected 2 positive number(s) of seconds, comma-separated (default 10,20)",
          env={"NER_DOWNLOAD_TIMEOUT": "20s"}),
-    Case("network: a zero health-check timeout", ["pipeline.predict", "--model", "runs:/0123/tagger", "--input", "input.txt"], nothing,
+    Case("network: a zero health-check timeout", ["pipeline.cli.predict", "--model", "runs:/0123/tagger", "--input", "input.txt"], nothing,
          "NER_TRACKING_TIMEOUT='0': expected 1 positive number(s) of seconds", env={"NER_TRACKING_TIMEOUT": "0"}),
-    Case("network: the tracking server is down", ["pipeline.predict", "--model", "runs:/0123/tagger", "--input", "input.txt"], nothing,
+    Case("network: the tracking server is down", ["pipeline.cli.predict", "--model", "runs:/0123/tagger", "--input", "input.txt"], nothing,
          f"MLFLOW_TRACKING_URI={DEAD_SERVER}: the tracking server does not answer (ConnectionError); start it, or "
          "unset MLFLOW_TRACKING_URI to use the local store"),
     model_case("no such folder", lambda project: shutil.rmtree(project / "models"), "models/tiny: no such model folder"),
@@ -223,7 +223,7 @@ def base_project(tmp_path_factory) -> Path:
     for split in ("train", "dev", "test"):
         writes(f"sources/{split}.txt", GOOD_CONLL)(project)
     for stage in ("download", "vocab", "char_vocab"):
-        done = run(project, [f"pipeline.{stage}"])
+        done = run(project, [f"pipeline.stages.{stage}"])
         assert done.returncode == 0, done.stderr
     (project / "models/tiny/seed_1").mkdir(parents=True)
     make_tagger("cnn")[2].save(project / "models/tiny/seed_1/tagger.keras")

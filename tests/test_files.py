@@ -10,8 +10,8 @@ import sys
 import matplotlib.pyplot as plt
 import pytest
 
+from pipeline.evaluation.plots import save
 from pipeline.files import all_or_none, write_json_atomic
-from pipeline.plots import save
 from tests.conftest import REPO_ROOT
 
 
@@ -40,7 +40,7 @@ def test_a_full_disk_while_a_trained_pair_is_written_is_one_line_naming_the_file
 
     script = ("from pathlib import Path\n"
               "from pipeline.errors import exits_cleanly\n"
-              "from pipeline.trained import save_trained\n"
+              "from pipeline.model.trained import save_trained\n"
               f"exits_cleanly(save_trained)(Path({str(tmp_path / 'pair')!r}), bytes(1_000_000),"
               " [{'epoch': 1, 'train_loss': 1.0, 'dev_f1': 50.0, 'seconds': 1.0}], {'model': 'baseline'})\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
@@ -71,7 +71,7 @@ def test_written_files_take_the_umask_and_are_fsynced(tmp_path, monkeypatch):
 
 
 def test_an_empty_truncated_or_swapped_tagger_is_not_kept(tmp_path):
-    from pipeline.trained import SUMMARY_FILE, TAGGER_FILE, save_trained, tagger_is_intact
+    from pipeline.model.trained import SUMMARY_FILE, TAGGER_FILE, save_trained, tagger_is_intact
 
     history = [{"epoch": 1, "train_loss": 1.0, "dev_f1": 50.0, "seconds": 1.0}]
     folder = tmp_path / "seed_42"

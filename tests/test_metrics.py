@@ -4,8 +4,15 @@ from scipy import stats
 from seqeval.metrics import f1_score
 
 from pipeline.errors import PipelineError
-from pipeline.metrics import (paired_bootstrap, paired_bootstraps, randomization_test, randomization_tests, score,
-                              seed_stats, sentence_counts)
+from pipeline.evaluation.metrics import (
+    paired_bootstrap,
+    paired_bootstraps,
+    randomization_test,
+    randomization_tests,
+    score,
+    seed_stats,
+    sentence_counts,
+)
 
 
 def f1_of(gold, pred):

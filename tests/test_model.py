@@ -3,16 +3,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.bilstm import FusedBiLSTM
-from pipeline.char_vocab import build_char_vocab
+from pipeline.data.vocabulary import Vocabulary
 from pipeline.errors import PipelineError
-from pipeline.model import (CASINGS, CharBiLSTM, CharCNN, WordDropout, build_encoder, build_network, build_tagger,
-                            output_tags, pad_batch, tag_classes)
+from pipeline.model.bilstm import FusedBiLSTM
+from pipeline.model.layers import CASINGS, CharBiLSTM, CharCNN, WordDropout
+from pipeline.model.network import (
+    build_encoder,
+    build_network,
+    build_tagger,
+    output_tags,
+    pad_batch,
+    tag_classes,
+)
+from pipeline.model.tagger import Tagger
 from pipeline.params import TaggerParams, load_params
-from pipeline.tagger import Tagger
-from pipeline.train import train_tagger
-from pipeline.vocab import build_tag_list, build_word_vocab
-from pipeline.vocabulary import Vocabulary
+from pipeline.stages.char_vocab import build_char_vocab
+from pipeline.stages.vocab import build_tag_list, build_word_vocab
+from pipeline.training.fit import train_tagger
 from tests.conftest import REPO_ROOT
 
 PARAMS = load_params(REPO_ROOT / "params.yaml")

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline.optimizers import LazyAdam
+from pipeline.model.optimizers import LazyAdam
 
 
 def train(optimizer, ids_per_step, dense):

@@ -16,7 +16,7 @@ def test_the_project_builds_a_wheel_of_its_code_only(tmp_path):
                     "--wheel-dir", str(tmp_path), str(source)], check=True, capture_output=True)
     wheel, = tmp_path.glob("ner_char_embeddings-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "pipeline/train.py" in names and "benchmarks/speed.py" in names
+    assert "pipeline/training/fit.py" in names and "benchmarks/speed.py" in names
     assert {name.split("/")[0] for name in names} <= {"pipeline", "benchmarks",
                                                       *(n.split("/")[0] for n in names if ".dist-info" in n)}
     metadata = next(n for n in names if n.endswith("METADATA"))

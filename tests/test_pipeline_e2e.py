@@ -237,7 +237,7 @@ def test_one_training_at_a_time_gives_the_same_models_as_two_at_once(repo, tmp_p
     with the same params and seeds, every learning curve is identical to the last digit."""
     repo, _ = repo
     serial = training_copy(repo, tmp_path / "serial", ["char_cnn"], **{"cluster.local_cpus": 1})
-    result = run([sys.executable, "-m", "pipeline.train"], serial)
+    result = run([sys.executable, "-m", "pipeline.stages.train"], serial)
     assert "train: 2 trainings on local Ray: 1 CPUs" in result.stdout
     for seed in SEEDS:
         assert learning_curve(serial / f"models/char_cnn/seed_{seed}") == \
@@ -250,7 +250,7 @@ def test_a_killed_worker_is_retried_and_mlflow_gets_one_finished_run(repo, tmp_p
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(name, None)
-    stage = subprocess.Popen([sys.executable, "-m", "pipeline.train"], cwd=copy, env=env, text=True,
+    stage = subprocess.Popen([sys.executable, "-m", "pipeline.stages.train"], cwd=copy, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         killed, deadline = None, time.monotonic() + 300
@@ -338,7 +338,7 @@ def test_train_with_the_tracking_server_down_fails_at_once_and_keeps_the_models(
     repo, _ = repo
     before = {path: path.stat().st_mtime_ns for path in (repo / "models").rglob("*")}
     url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
-    failed = run([sys.executable, "-m", "pipeline.train"], repo, check=False, tracking_uri=url, timeout=120)
+    failed = run([sys.executable, "-m", "pipeline.stages.train"], repo, check=False, tracking_uri=url, timeout=120)
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1] == (
         f"error: MLFLOW_TRACKING_URI={url}: the tracking server does not answer (ConnectionError); start it, "
@@ -359,7 +359,7 @@ def test_a_teammate_pulls_the_trained_models_from_a_dvc_remote_and_tags_without_
     assert not (clone / "models").exists()
     run([*DVC, "pull"], clone)
     assert "Data and pipelines are up to date." in run([*DVC, "status"], clone).stdout
-    tagged = run([sys.executable, "-m", "pipeline.predict", "--model", "models/char_cnn", "--format", "json"],
+    tagged = run([sys.executable, "-m", "pipeline.cli.predict", "--model", "models/char_cnn", "--format", "json"],
                  clone, input="Peter Blackburn lives in Berlin.\n")
     assert json.loads(tagged.stdout)["tokens"] == ["Peter", "Blackburn", "lives", "in", "Berlin", "."]
     run([*DVC, "remote", "remove", "shared"], repo)
@@ -405,12 +405,12 @@ def test_a_failed_evaluate_keeps_the_reports_it_had(repo):
 
 def test_predict_on_a_conll_file_reproduces_the_evaluate_f1(repo):
     repo, _ = repo
-    from pipeline.corpus import read_corpus
+    from pipeline.data.corpus import read_corpus
     conll = repo / "data/raw/test.txt"  # the normalized split evaluate scored (data.limit applied at download)
     sentences = read_corpus(conll)
     assert len(sentences) == LIMIT
     for model in MODELS:
-        result = run([sys.executable, "-m", "pipeline.predict", "--model", f"models/{model}/seed_1",
+        result = run([sys.executable, "-m", "pipeline.cli.predict", "--model", f"models/{model}/seed_1",
                       "--input", str(conll)], repo)
         f1 = float(re.search(r"FB1:\s+([\d.]+)", result.stderr).group(1))
         expected = json.loads((repo / "reports/metrics.json").read_text())[model]["test"]["seeds"]["per_seed"]["1"]
@@ -500,10 +500,10 @@ def test_queued_experiment_keeps_its_mlflow_runs_and_artifacts(repo):
 
 @pytest.fixture
 def team_server(tmp_path, postgres_url):
-    """The team MLflow of the README: `python -m pipeline.tracking_server` on a real PostgreSQL,
+    """The team MLflow of the README: `python -m pipeline.cli.tracking_server` on a real PostgreSQL,
     with proxied artifacts; yields the MLFLOW_TRACKING_URI it prints."""
     port, log = free_port(), tmp_path / "server.log"
-    with serving([sys.executable, "-m", "pipeline.tracking_server", "--database", postgres_url, "--artifacts",
+    with serving([sys.executable, "-m", "pipeline.cli.tracking_server", "--database", postgres_url, "--artifacts",
                   str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
                  port, log) as url:
         assert f"export MLFLOW_TRACKING_URI={url}\n" in log.read_text()
@@ -617,7 +617,7 @@ def test_a_search_trains_every_point_on_ray_ranks_on_dev_and_logs_parent_and_chi
     # what the pipeline's status is before the search (earlier tests may have left params edits behind)
     status_before = run([sys.executable, "-m", "dvc", "status"], repo).stdout
     metrics_before = (repo / "reports/metrics.json").read_bytes()
-    result = run([sys.executable, "-m", "pipeline.search", str(search)], repo, tracking_uri=store)
+    result = run([sys.executable, "-m", "pipeline.cli.search", str(search)], repo, tracking_uri=store)
     report = json.loads((repo / "reports/search/tiny.json").read_text())
     ranking = report["ranking"]
     assert sorted(row["point"] for row in ranking) == ["adam", "sgd_bioes_small_vocab"]
@@ -651,7 +651,7 @@ def test_a_search_trains_every_point_on_ray_ranks_on_dev_and_logs_parent_and_chi
     spec = yaml.safe_load(search.read_text())
     spec["points"]["patient"] = {"train.patience": 1}
     search.write_text(yaml.safe_dump(spec))
-    again = run([sys.executable, "-m", "pipeline.search", str(search)], repo, tracking_uri=store)
+    again = run([sys.executable, "-m", "pipeline.cli.search", str(search)], repo, tracking_uri=store)
     assert again.stdout.count("kept from reports/search/tiny.json") == 4
     assert len(re.findall(r"^search: patient seed \d done: dev F1 ", again.stdout, re.M)) == 2
     assert len(re.findall(r"^search: patient seed 1  epoch 1/2  loss ", again.stdout, re.M)) == 1  # progress

@@ -1,4 +1,4 @@
-"""The README's quick run, run exactly as documented (`python -m pipeline.quick`) in a fresh copy
+"""The README's quick run, run exactly as documented (`python -m pipeline.cli.quick`) in a fresh copy
 of the repository whose params.yaml points data.source at the test data."""
 import json
 import os
@@ -24,7 +24,7 @@ def test_the_quick_run_shows_the_char_gain_on_the_full_test_set(tmp_path, shared
     before = (repo / "params.yaml").read_text()
 
     # in a session of its own: on a timeout, dvc and the local Ray it started stop with it
-    quick = subprocess.Popen([sys.executable, "-m", "pipeline.quick"], cwd=repo, stdout=subprocess.PIPE,
+    quick = subprocess.Popen([sys.executable, "-m", "pipeline.cli.quick"], cwd=repo, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = quick.communicate(timeout=1800)

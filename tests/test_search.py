@@ -3,9 +3,9 @@ import json
 
 import pytest
 
+from pipeline.cli.search import finished_trials, rank, read_search
 from pipeline.errors import PipelineError
 from pipeline.machine import VECTOR_FLAGS, cpuinfo_field, describe_machine
-from pipeline.search import finished_trials, rank, read_search
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.tokenize import tokenize
+from pipeline.data.tokenize import tokenize
 
 
 @pytest.mark.parametrize("text, tokens", [

@@ -3,7 +3,7 @@ import os
 import mlflow
 import pytest
 
-from pipeline import tracking
+from pipeline.tracking import store as tracking
 
 
 def test_store_defaults_to_the_repo_root_and_honours_the_environment(tmp_path, monkeypatch):

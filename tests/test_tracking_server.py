@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
+from pipeline.cli.tracking_server import ensure_database
 from pipeline.errors import PipelineError
-from pipeline.tracking_server import ensure_database
 from tests.conftest import free_port, serving
 
 
@@ -38,7 +38,7 @@ def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, pos
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     port = free_port()
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config)}
-    command = [sys.executable, "-m", "pipeline.tracking_server", "--database", postgres_url, "--artifacts",
+    command = [sys.executable, "-m", "pipeline.cli.tracking_server", "--database", postgres_url, "--artifacts",
                str(tmp_path / "artifacts"), "--port", str(port), "--workers", "1", "--basic-auth"]
     with serving(command, port, tmp_path / "server.log", env=env) as url:
         search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import char_vocab, vocab
-from pipeline.corpus import parse_conll
+from pipeline.data.corpus import parse_conll
+from pipeline.data.vocabulary import build_char_vocab, build_tag_list, build_word_vocab, read_vectors
+from pipeline.data.word_vectors import embedding_rows, load_pretrained
 from pipeline.errors import PipelineError
 from pipeline.params import CharVocabParams, VocabParams
-from pipeline.vocabulary import read_vectors
-from pipeline.word_vectors import embedding_rows, load_pretrained
+from pipeline.stages import char_vocab, vocab
 from tests.conftest import REPO_ROOT
 
 
@@ -30,14 +30,14 @@ def vocab_params(min_count, lowercase, pretrained_words=0):
 
 
 def test_word_vocab_min_count_and_order():
-    assert vocab.build_word_vocab(sentences(TRAIN), vocab_params(2, lowercase=False)) == ["EU", "The"]
-    assert vocab.build_word_vocab(sentences(TRAIN), vocab_params(2, lowercase=True)) == ["eu", "the"]
-    assert len(vocab.build_word_vocab(sentences(TRAIN), vocab_params(1, lowercase=False))) == 7
+    assert build_word_vocab(sentences(TRAIN), vocab_params(2, lowercase=False)) == ["EU", "The"]
+    assert build_word_vocab(sentences(TRAIN), vocab_params(2, lowercase=True)) == ["eu", "the"]
+    assert len(build_word_vocab(sentences(TRAIN), vocab_params(1, lowercase=False))) == 7
 
 
 def test_pretrained_words_keep_rare_train_words_and_add_frequent_ones():
     pretrained = ["the", ",", "berlin", "in", "paris", "zürich"]  # most frequent first
-    words = vocab.build_word_vocab(sentences(TRAIN), vocab_params(2, True, pretrained_words=3), pretrained)
+    words = build_word_vocab(sentences(TRAIN), vocab_params(2, True, pretrained_words=3), pretrained)
     # train words by count (berlin and in are seen once but have vectors), then "," (in the first 3, not in train)
     assert words == ["eu", "the", "berlin", "in", ","]
 
@@ -50,11 +50,11 @@ def test_embedding_rows_follow_the_vocabulary_and_mark_missing_rows_nan():
 
 
 def test_tag_list_puts_o_first_and_groups_types():
-    assert vocab.build_tag_list(sentences(TRAIN + "\nx I-LOC\n")) == ["O", "B-LOC", "I-LOC", "B-ORG"]
+    assert build_tag_list(sentences(TRAIN + "\nx I-LOC\n")) == ["O", "B-LOC", "I-LOC", "B-ORG"]
 
 
 def test_char_vocab_counts_characters_of_train_tokens():
-    chars = char_vocab.build_char_vocab(sentences(TRAIN), CharVocabParams(min_count=3, max_word_length=10))
+    chars = build_char_vocab(sentences(TRAIN), CharVocabParams(min_count=3, max_word_length=10))
     assert chars == ["e", "h", "i"]  # e x5, h x3, i x3 (ties alphabetical); E, T, u... fewer than 3
 
 
@@ -129,7 +129,7 @@ def test_vocab_stage_on_a_full_disk_changes_no_file_and_says_so(project):
         resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
 
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO_ROOT)}  # CI does not install it
-    result = subprocess.run([sys.executable, "-m", "pipeline.vocab"], cwd=project, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "pipeline.stages.vocab"], cwd=project, capture_output=True, text=True,
                             preexec_fn=limit_file_size, env=env, timeout=600)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(

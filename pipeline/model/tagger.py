@@ -1,0 +1,126 @@
+"""The one inference path: the Python API, and what training's dev-F1 callback, `evaluate`,
+`predict`, the benchmark and the MLflow model all tag through.
+
+    from pipeline import Tagger
+    Tagger.load("models/char_cnn").tag(["Peter lives in Berlin ."])
+
+`Tagger.load` takes a model folder (models/<name>, models/<name>/seed_<n>, or any folder with a
+tagger.keras). For an MLflow model URI (`runs:/<id>/tagger`, `models:/ner-char-cnn/1`, ...),
+fetch the folder first: `Tagger.load(pipeline.tracking.models.download_model(uri))`, which is
+what `ner predict --model <uri>` does; tagging itself needs no MLflow.
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from seqeval.metrics.sequence_labeling import get_entities
+
+from pipeline.data.tokenize import tokenize
+from pipeline.errors import PipelineError
+from pipeline.model.trained import find_tagger_file
+
+
+@dataclass
+class Entity:
+    text: str
+    type: str
+    start: int  # token index of the first token
+    end: int  # token index after the last token
+    char_start: int  # character offsets in the sentence's text: text[char_start:char_end] == entity text
+    char_end: int
+
+
+@dataclass
+class TaggedSentence:
+    text: str
+    tokens: list[str]
+    tags: list[str]
+    entities: list[Entity] = field(default_factory=list)
+    skipped: str | None = None  # why nothing was tagged (e.g. an empty line)
+
+    def to_dict(self) -> dict:
+        result = asdict(self)
+        if self.skipped is None:
+            del result["skipped"]
+        return result
+
+
+def entities_of(text: str, tokens: list[str], spans: list[tuple[int, int]], tags: list[str]) -> list[Entity]:
+    """Entity spans from IOB tags, chunked by conlleval's rules (as the F1 is computed)."""
+    entities = []
+    for entity_type, first, last in get_entities(tags):
+        char_start, char_end = spans[first][0], spans[last][1]
+        entities.append(Entity(text[char_start:char_end], entity_type, first, last + 1, char_start, char_end))
+    return entities
+
+
+def spans_of_joined(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Pre-tokenized input: the text is the tokens joined by spaces; their spans in it."""
+    spans, position = [], 0
+    for token in tokens:
+        spans.append((position, position + len(token)))
+        position += len(token) + 1
+    return " ".join(tokens), spans
+
+
+class Tagger:
+    def __init__(self, keras_tagger, source: str = ""):
+        self.model = keras_tagger
+        self.source = source
+        # the IOB2 tags it can output (a BIOES network outputs B-/I- for its S-/E- classes)
+        self.tags: list[str] = list(dict.fromkeys(keras_tagger.get_layer("tag_decoder").tags))
+
+    @classmethod
+    def load(cls, location: str | Path) -> "Tagger":
+        path = Path(location)
+        if not path.exists():
+            raise PipelineError(f"{location}: no such model folder")
+        return cls.from_file(find_tagger_file(path))
+
+    @classmethod
+    def from_file(cls, tagger_file: str | Path) -> "Tagger":
+        import keras
+
+        from pipeline.model import network as _custom_layers  # noqa: F401  (registers the custom layers)
+        if not zipfile.is_zipfile(tagger_file):  # Keras would say "File not found" for a file that exists
+            raise PipelineError(f"{tagger_file}: not a complete .keras file (truncated or corrupt); train it again "
+                                "(dvc repro) or fetch it again (dvc pull)")
+        try:
+            return cls(keras.saving.load_model(tagger_file), str(tagger_file))
+        except (OSError, ValueError, TypeError, zipfile.BadZipFile) as error:
+            # TypeError/ValueError: also what Keras raises for a file whose layers have changed since
+            cause = str(error).strip().splitlines()[-1].removeprefix("Exception encountered: ")  # Keras nests them
+            raise PipelineError(f"{tagger_file}: this version cannot load it as a tagger ({cause}); a tagger saved "
+                                "by another version of the project must be trained again (dvc repro)") from None
+
+    def tag_tokens(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+        """Tags for pre-tokenized sentences: every token of every sentence (no truncation), in
+        batches of sentences of similar length; an empty sentence gets no tags."""
+        from pipeline.model.network import pad_batch
+        if batch_size < 1:
+            raise PipelineError(f"batch size must be at least 1, got {batch_size}")
+        order = sorted((i for i, tokens in enumerate(sentences) if tokens), key=lambda i: len(sentences[i]))
+        tagged: list[list[str]] = [[] for _ in sentences]
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            tags = self.model.predict_on_batch(pad_batch([sentences[i] for i in indices]))
+            for row, i in enumerate(indices):
+                tagged[i] = [tag.decode("utf-8") for tag in tags[row, : len(sentences[i])]]
+        return tagged
+
+    def tag(self, texts: list[str], batch_size: int = 256) -> list[TaggedSentence]:
+        """Tokenize and tag raw texts (one sentence or paragraph each). A text with nothing to tag
+        comes back with `skipped` set, so one bad line never hides the others."""
+        if isinstance(texts, str):
+            raise TypeError("Tagger.tag takes a list of texts; wrap a single text in a list")
+        tokenized = [tokenize(text) for text in texts]
+        all_tags = self.tag_tokens([tokens for tokens, _ in tokenized], batch_size)
+        results = []
+        for text, (tokens, spans), tags in zip(texts, tokenized, all_tags):
+            if not tokens:
+                results.append(TaggedSentence(text, [], [], skipped="empty or whitespace-only text"))
+            else:
+                results.append(TaggedSentence(text, tokens, tags, entities_of(text, tokens, spans, tags)))
+        return results

@@ -1,0 +1,102 @@
+"""The tagger as an MLflow model: logged once per training as the pyfunc model `tagger` (raw
+text in; tokens, tags and entity spans out) whose artifacts hold the Keras file; the model
+registry's names and the champion/challenger aliases; and fetching a model by its URI."""
+from __future__ import annotations
+
+import contextlib
+import io
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from pipeline.errors import PipelineError
+from pipeline.evaluation.scoring import Evaluation
+from pipeline.tracking.store import SUMMARY_RUN, check_server, tracking_uri
+
+EXAMPLES = ["Peter Blackburn lives in Berlin and works for the European Commission.",
+            "EU rejects German call to boycott British lamb."]
+
+
+def registered_name(model: str) -> str:
+    """The model registry name of a tagger: ner-baseline, ner-char-cnn, ..."""
+    return "ner-" + model.replace("_", "-")
+
+
+# MLflow warns on stderr, as it creates the class, that `predict` has no type hints (it turns the
+# warning filter back on for that), on every command that imports this module: the signature is
+# inferred from examples instead (log_tagger), so the notice is noise
+with contextlib.redirect_stderr(io.StringIO()):
+    class TaggerModel(mlflow.pyfunc.PythonModel):
+        """The tagger as an MLflow pyfunc model: a column `text` of raw sentences in; per sentence the
+        tokens, tags and entity spans out (the Python API's structures). Served with
+        `mlflow models serve -m <uri> --env-manager local`."""
+
+        def load_context(self, context):
+            from pipeline.model.tagger import Tagger
+            self.tagger = Tagger.from_file(context.artifacts["tagger"])
+
+        def predict(self, context, model_input, params=None):
+            texts = model_input["text"].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
+            # a missing value (None, NaN) is no text: it comes back skipped, not tagged as the word "nan"
+            return [result.to_dict() for result in self.tagger.tag(["" if is_missing(text) else str(text)
+                                                                     for text in texts])]
+
+
+def is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def log_tagger(tagger_file: Path, model: str, register: bool) -> None:
+    """Log the tagger as the pyfunc model "tagger" of the active run (and register it if asked)."""
+    import keras
+    import tensorflow as tf
+
+    import pipeline
+    from pipeline.model.tagger import Tagger
+    requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
+                    f"mlflow=={mlflow.__version__}", f"seqeval=={version('seqeval')}"]
+    examples = pd.DataFrame({"text": EXAMPLES})
+    outputs = [result.to_dict() for result in Tagger.from_file(tagger_file).tag(EXAMPLES)]
+    mlflow.pyfunc.log_model(
+        name="tagger", python_model=TaggerModel(), artifacts={"tagger": str(tagger_file)},
+        code_paths=[str(Path(pipeline.__file__).parent)], signature=infer_signature(examples, outputs),
+        input_example=examples, pip_requirements=requirements,
+        registered_model_name=registered_name(model) if register else None)
+
+
+def download_model(uri: str) -> Path:
+    """The local folder of an MLflow model URI (runs:/..., models:/...), from the project's store."""
+    check_server(tracking_uri())
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        return Path(mlflow.artifacts.download_artifacts(uri))
+    except (MlflowException, OSError) as error:
+        raise PipelineError(f"{uri}: cannot load the MLflow model ({error})") from None
+
+
+def set_aliases(evaluation: Evaluation, runs: dict[tuple[str, int], mlflow.entities.Run], summary_link: str) -> None:
+    """In the model registry, alias `champion` the version of the best tagger on dev (mean dev F1
+    over seeds) and `challenger` those of the others; each alias points at the model's best seed
+    on dev. Models that are not registered (mlflow.register: false) are skipped."""
+    client, metrics = mlflow.MlflowClient(), evaluation.metrics
+    ranking = sorted(evaluation.models, key=lambda model: -metrics[model]["dev"]["f1"])
+    for rank, model in enumerate(ranking):
+        seeds = metrics[model]["dev"]["seeds"]["per_seed"]
+        best_seed = max(evaluation.seeds, key=lambda seed: seeds[str(seed)])
+        run = runs.get((model, best_seed))
+        name = registered_name(model)
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'") if run else []
+        if not versions:
+            continue
+        alias, other = ("champion", "challenger") if rank == 0 else ("challenger", "champion")
+        client.set_registered_model_alias(name, alias, versions[0].version)
+        if other in client.get_registered_model(name).aliases:
+            client.delete_registered_model_alias(name, other)
+        client.update_registered_model(name, description=(
+            f"Tagger `{model}`: `{alias}` of the last evaluation ({rank + 1} of {len(ranking)} by mean dev F1, "
+            f"{metrics[model]['dev']['f1']:.2f}). The alias points at version {versions[0].version}, seed {best_seed}, "
+            f"the best seed on dev. Scores and gains: [{SUMMARY_RUN} run]({summary_link})."))

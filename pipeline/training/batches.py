@@ -1,0 +1,52 @@
+"""Training batches: sentences of similar length (tf.data bucketing), as ids. No sentence is
+truncated; padding is per batch.
+
+The token encoder runs once over the whole training set before the first epoch (one call over
+every token), not once per batch and epoch: the ids of a token never change, and re-encoding
+strings every epoch cost ~28 ms of CPU per char_cnn step, a quarter of the step (TF profiler).
+Batches are then slices of those ids, in the same shuffled order as before."""
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections import Counter
+
+import keras
+import tensorflow as tf
+
+from pipeline.data.corpus import Sentence
+
+LENGTH_BUCKETS = [8, 16, 24, 32, 48, 64]  # sentence lengths; a batch holds sentences of one bucket
+
+
+def encode_tokens(sentences: list[Sentence], encoder: keras.Model) -> dict[str, tf.Tensor]:
+    """Every token of `sentences`, in order, as the encoder's ids: {name: (tokens, ...)}."""
+    tokens = tf.constant([[token for s in sentences for token in s.tokens]], dtype=tf.string)
+    return {name: ids[0] for name, ids in encoder(tokens).items()}
+
+
+def make_dataset(sentences: list[Sentence], encoder: keras.Model, tags: list[str], batch_size: int,
+                 shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """(ids, tag ids) batches of sentences of similar length; id 0 and tag id -1 mark padding."""
+    tag_ids = {tag: i for i, tag in enumerate(tags)}
+    # all sentences as flat tensors plus (start, length) per sentence: dense elements for padded batching
+    ids = encode_tokens(sentences, encoder)
+    labels = tf.constant([tag_ids[tag] for s in sentences for tag in s.tags], dtype=tf.int32)
+    lengths = [len(s.tokens) for s in sentences]
+    starts = list(itertools.accumulate([0] + lengths[:-1]))
+    dataset = tf.data.Dataset.from_tensor_slices((starts, lengths))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(sentences), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda start, length: (
+        {name: values[start : start + length] for name, values in ids.items()}, labels[start : start + length]))
+    padded_shapes = ({name: [None, *values.shape[1:]] for name, values in ids.items()}, [None])
+    padding_values = ({name: tf.constant(0, values.dtype) for name, values in ids.items()}, -1)
+    dataset = dataset.bucket_by_sequence_length(
+        lambda ids, labels: tf.shape(labels)[0], LENGTH_BUCKETS, [batch_size] * (len(LENGTH_BUCKETS) + 1),
+        padded_shapes=padded_shapes, padding_values=padding_values)
+    # tell Keras the epoch's length (bucketing hides it), for its progress bar and end-of-data check
+    per_bucket = Counter(bisect.bisect_right(LENGTH_BUCKETS, length) for length in lengths)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(
+        sum(math.ceil(count / batch_size) for count in per_bucket.values())))
+    return dataset.prefetch(tf.data.AUTOTUNE)
