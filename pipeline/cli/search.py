@@ -212,7 +212,11 @@ def main(argv: list[str] | None = None) -> None:
                     best = max(pair.history, key=lambda row: row["dev_f1"])
                     run_id = runs.log_search_trial(parent, point, seed, params_of[point], model, pair)
                     results[point, seed] = {"seed": seed, "best_dev_f1": best["dev_f1"], "best_epoch": best["epoch"],
-                                            "train_seconds": pair.seconds, "mlflow_run_id": run_id}
+                                            "train_seconds": pair.seconds, "mlflow_run_id": run_id,
+                                            # per epoch: what a shorter schedule would have given (the frontier)
+                                            "history": [{key: round(row[key], 3) for key in ("epoch", "dev_f1",
+                                                                                              "seconds")}
+                                                        for row in pair.history]}
                     save(complete=False)
                     progress.finished(label, pair.output, f"dev F1 {best['dev_f1']:.2f} (epoch "
                                       f"{best['epoch']}, {pair.seconds:.0f} s)")
