@@ -8,6 +8,8 @@
 `--revision` checks the revision out in a temporary git worktree (its data/ linked to this one's)
 and measures its pipeline code with this benchmark's method, each run in its own process,
 alternating working tree and revision so that a drift of the machine's speed hits both alike.
+The measurement finds the pipeline's pieces in today's layout or in the flat pipeline/ of older
+revisions (PIECES), so any revision from a84e99e on can be measured.
 
 For each tagger of params.yaml's `models` (and the char-encoder taggers at larger batches, and
 the book chapter's model as a reference point) it measures, each in its own process so that peak memory is its own:
@@ -17,6 +19,7 @@ batched inference throughput and single-sentence latency of the saved model.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -35,16 +38,35 @@ import tensorflow as tf
 import yaml
 from keras import layers
 
-from pipeline.data.corpus import read_split
-from pipeline.data.vocabulary import load_vocabulary
 from pipeline.errors import PipelineError, exits_cleanly
-from pipeline.files import write_json_atomic
-from pipeline.layout import BENCHMARK_FILE
-from pipeline.machine import describe_machine
-from pipeline.model.network import build_encoder, build_trainable, pad_batch
-from pipeline.model.tagger import Tagger
-from pipeline.params import load_params
-from pipeline.training.batches import make_dataset
+
+# What a measurement calls, and where each piece lives: today's layout first, then the flat
+# pipeline/ of earlier revisions. `--revision` measures an older tree with its own code, so a
+# measurement imports through here, never by today's module names alone.
+PIECES = {
+    "read_split": ("pipeline.data.corpus", "pipeline.corpus"),
+    "load_vocabulary": ("pipeline.data.vocabulary", "pipeline.vocabulary"),
+    "load_params": ("pipeline.params",),
+    "build_encoder": ("pipeline.model.network", "pipeline.model"),
+    "build_trainable": ("pipeline.model.network", "pipeline.model"),
+    "pad_batch": ("pipeline.model.network", "pipeline.model"),
+    "make_dataset": ("pipeline.training.batches", "pipeline.batches"),
+    "Tagger": ("pipeline.model.tagger", "pipeline.tagger"),
+}
+FIRST_MEASURABLE = "a84e99e"  # the first revision with these pieces (models as params, build_trainable)
+
+
+def piece(name: str):
+    """`name` from the pipeline code on the import path, wherever that revision keeps it."""
+    for module in PIECES[name]:
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except ModuleNotFoundError:
+            continue
+        if found is not None:
+            return found
+    raise PipelineError(f"this revision's pipeline has no {name} (looked in {', '.join(PIECES[name])}); "
+                        f"--revision measures revisions from {FIRST_MEASURABLE} on")
 
 BOOK = "book"  # the book chapter's configuration: sentences padded to 40, SimpleRNN 64, softmax
 BOOK_LENGTH, BOOK_EMBEDDING, BOOK_UNITS = 40, 128, 64
@@ -75,7 +97,7 @@ def book_model(n_words: int, n_tags: int):
 
 def padded_ids(sentences, encoder, tag_ids=None):
     """The book's input: every sentence cut or padded to 40 ids (labels -1 on padding)."""
-    tokens = pad_batch([s.tokens[:BOOK_LENGTH] + [""] * (BOOK_LENGTH - len(s.tokens)) for s in sentences])
+    tokens = piece("pad_batch")([s.tokens[:BOOK_LENGTH] + [""] * (BOOK_LENGTH - len(s.tokens)) for s in sentences])
     ids = encoder(tokens)["word_ids"].numpy()
     if tag_ids is None:
         return ids
@@ -88,6 +110,8 @@ def padded_ids(sentences, encoder, tag_ids=None):
 
 def measure(name: str, batch_size: int, epochs: int, profile: bool = False) -> dict:
     """Train `name` for `epochs` epochs, save and reload it, time inference; one process per call."""
+    load_params, load_vocabulary, read_split = piece("load_params"), piece("load_vocabulary"), piece("read_split")
+    build_encoder, build_trainable, pad_batch = piece("build_encoder"), piece("build_trainable"), piece("pad_batch")
     params = load_params()
     vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
     train, test = read_split("train"), read_split("test")
@@ -104,7 +128,7 @@ def measure(name: str, batch_size: int, epochs: int, profile: bool = False) -> d
     else:
         encoder, trainer, saved = build_trainable(params.tagger(name), params.train, vocabulary, params.vocab.lowercase,
                                                   params.char_vocab.max_word_length)
-        batches = make_dataset(train, encoder, vocabulary.tags, batch_size, shuffle_seed=0)
+        batches = piece("make_dataset")(train, encoder, vocabulary.tags, batch_size, shuffle_seed=0)
         trainer.fit(batches, epochs=epochs, callbacks=[timer], verbose=0)
     step_profile = profile_steps(trainer, batches) if profile and name != BOOK else None
     with tempfile.TemporaryDirectory() as folder:
@@ -114,7 +138,7 @@ def measure(name: str, batch_size: int, epochs: int, profile: bool = False) -> d
     def tag_all():
         if name == BOOK:
             return loaded.predict(test_inputs, batch_size=params.evaluate.batch_size, verbose=0)
-        return Tagger(loaded).tag_tokens([s.tokens for s in test], params.evaluate.batch_size)
+        return piece("Tagger")(loaded).tag_tokens([s.tokens for s in test], params.evaluate.batch_size)
 
     tag_all()  # warm-up: traces the graph for the batch shapes
     started = time.perf_counter()
@@ -243,6 +267,7 @@ def time_full_repro(source: str) -> dict:
 
 
 def machine() -> dict:
+    from pipeline.machine import describe_machine
     return {**describe_machine(), "gpu": "none", "tensorflow": tf.__version__}
 
 
@@ -286,6 +311,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure(args.one, args.batch_size, args.epochs, args.profile)))
         return
 
+    # the driver runs in this working tree: today's modules
+    from pipeline.files import write_json_atomic
+    from pipeline.layout import BENCHMARK_FILE
+    from pipeline.params import load_params
     params = load_params()
     models = args.models or list(params.models)
     if unknown := [name for name in models if name not in params.models]:

@@ -189,6 +189,11 @@ class Params(Section):
                     raise ValueError(f"compare.{index}: {model!r} is not in models ({', '.join(self.models)})")
             if a == b:
                 raise ValueError(f"compare.{index}: compares {a!r} with itself")
+        kept = self.data.limit_of("train")
+        if kept is not None and self.train.batch_size > kept:  # the whole training set would be one batch
+            key = "data.train_limit" if kept == self.data.train_limit else "data.limit"
+            raise ValueError(f"train.batch_size: {self.train.batch_size} is more than the {kept} train sentences "
+                             f"that {key} keeps")
         return self
 
 

@@ -19,7 +19,7 @@ from pipeline.model.tagger import Tagger
 from pipeline.params import TaggerParams, load_params
 from pipeline.stages.char_vocab import build_char_vocab
 from pipeline.stages.vocab import build_tag_list, build_word_vocab
-from pipeline.training.fit import train_tagger
+from pipeline.training.fit import divergence_bound, train_tagger
 from tests.conftest import REPO_ROOT
 
 PARAMS = load_params(REPO_ROOT / "params.yaml")
@@ -281,6 +281,21 @@ def test_a_loss_that_stops_being_finite_stops_the_training_with_the_setting_name
                                        "model": PARAMS.model.model_copy(update={"units": 8, "word_vectors": "none"})})
     with pytest.raises(PipelineError, match=r"baseline seed 7: the training loss became (nan|inf) in epoch 1; "
                                             r"lower train.learning_rate or set train.clipnorm"):
+        train_tagger("baseline", params, 7, sentences, sentences, vocabulary)
+
+
+def test_a_loss_that_explodes_stops_the_training_even_with_clipping(real_train):
+    """learning_rate 1e4 with the default clipnorm 5: the loss stays finite but explodes (6e5)."""
+    sentences = real_train[:40]
+    vocabulary = Vocabulary(build_word_vocab(sentences, PARAMS.vocab.model_copy(update={"min_count": 1})),
+                            build_char_vocab(sentences, PARAMS.char_vocab), build_tag_list(sentences), None)
+    assert PARAMS.train.clipnorm == 5.0
+    params = PARAMS.model_copy(update={"train": PARAMS.train.model_copy(update={"epochs": 3, "learning_rate": 1e4}),
+                                       "model": PARAMS.model.model_copy(update={"units": 8, "word_vectors": "none"})})
+    bound = divergence_bound(sentences, len(vocabulary.tags))
+    with pytest.raises(PipelineError, match=rf"^baseline seed 7: the training loss became [0-9.e+]+ in epoch 1, "
+                                            rf"beyond {bound:.0f} \(10x a uniform guess\): diverged; lower "
+                                            r"train.learning_rate or set train.clipnorm \(now 10000.0 and 5.0\)$"):
         train_tagger("baseline", params, 7, sentences, sentences, vocabulary)
 
 

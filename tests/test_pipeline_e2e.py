@@ -280,6 +280,41 @@ def test_a_killed_worker_is_retried_and_mlflow_gets_one_finished_run(repo, tmp_p
     assert not list((copy / "models").glob(".*"))  # no staging folder left
 
 
+def command_of(process: psutil.Process) -> str:
+    """Its command line; empty once it has gone (or is a zombie)."""
+    try:
+        return " ".join(process.cmdline()) if process.status() != psutil.STATUS_ZOMBIE else ""
+    except psutil.Error:
+        return ""
+
+
+def test_kill_9_of_dvc_alone_leaves_no_orphan_training(repo, tmp_path):
+    """`kill -9` of the dvc process only (not its group): its train stage is told by the kernel that
+    its parent died, unwinds like Ctrl-C and takes its local Ray with it; nothing trains on."""
+    repo, _ = repo
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1], "train.epochs": 30})
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        env.pop(name, None)
+    repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train"], cwd=copy, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    family: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 300
+        while not any(command_of(process).startswith("ray::train_pair") for process in family):
+            assert repro.poll() is None and time.monotonic() < deadline, "no training started"
+            time.sleep(0.5)
+            family = psutil.Process(repro.pid).children(recursive=True)
+        repro.kill()
+        repro.wait(timeout=30)
+        gone, alive = psutil.wait_procs(family, timeout=120)
+        assert not [command_of(process) for process in alive if command_of(process)]
+    finally:
+        for process in family:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
 def test_kill_9_of_the_whole_repro_then_repro_again_loses_nothing_and_leaves_no_run_running(repo, tmp_path):
     """`kill -9` of dvc repro's process group while the driver has a run open (it logs a finished
     training): nothing can close that run then. The next `dvc repro` marks it KILLED, clears the

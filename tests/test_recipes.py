@@ -7,6 +7,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -40,7 +42,7 @@ def bash(code: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return result
 
 
-def test_the_cluster_and_team_mlflow_recipes_run_as_written(tmp_path, shared_data, postgres_url):
+def test_the_cluster_and_team_mlflow_recipes_run_as_written(tmp_path, shared_data, postgres_url, monkeypatch):
     blocks = code_blocks(PAGE)
     assert set(blocks) >= {"On the head node", "On each worker node", "On your machine, in the repository",
                            "On the MLflow server"}, set(blocks)
@@ -55,6 +57,7 @@ def test_the_cluster_and_team_mlflow_recipes_run_as_written(tmp_path, shared_dat
                HEAD_IP="127.0.0.1", MLFLOW_HOST="127.0.0.1",
                # a database of its own on the session's PostgreSQL (the server creates it)
                MLFLOW_DATABASE=postgres_url.rsplit("/", 1)[0] + "/mlflow_recipe",
+               MLFLOW_ADMIN_PASSWORD="a-long-recipe-password",
                NER_TRACKING_TIMEOUT="60")
 
     repo = copy_of_repo(tmp_path / "repo")
@@ -75,8 +78,13 @@ def test_the_cluster_and_team_mlflow_recipes_run_as_written(tmp_path, shared_dat
         with serving(["bash", "-c", blocks["On the MLflow server"]], MLFLOW_PORT, tmp_path / "server.log",
                      cwd=server_folder, env=env) as url:
             assert "export MLFLOW_TRACKING_URI=http://" in (tmp_path / "server.log").read_text()
+            with pytest.raises(urllib.error.HTTPError) as refused:  # it asks for a password
+                urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
+            assert refused.value.code == 401
             repro = bash(blocks["On your machine, in the repository"], repo, env)
             assert f"train: 2 trainings on Ray cluster 127.0.0.1:{RAY_PORT}" in repro.stdout, repro.stdout
+            monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")  # the server asks everyone for a password
+            monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_ADMIN_PASSWORD"])
             client = mlflow.MlflowClient(url)
             runs = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id])
             trained = {run.info.run_name: run for run in runs if "seed" in run.data.tags}

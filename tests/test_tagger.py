@@ -1,5 +1,9 @@
 """The Python API and the predict command on a small (untrained) tagger saved to disk."""
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -151,3 +155,35 @@ def test_a_tagger_saved_before_the_modules_moved_still_loads_and_tags_as_it_did(
     assert tagger.tag_tokens(expected["tokens"]) == expected["tags"]
     assert any(tag != "O" for tags in expected["tags"] for tag in tags)  # a real tagger, not all-O
     assert type(tagger.model.get_layer("network").get_layer("char_encoder")).__module__ == "pipeline.model.layers"
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130():
+    """Ctrl-C while a command waits (here predict, for its input on a pipe): no traceback."""
+    command = subprocess.Popen([sys.executable, "-m", "pipeline.cli.predict", "--model", "tests/fixtures/legacy_tagger"],
+                               cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(8)  # past the imports: it is reading its input
+    command.send_signal(signal.SIGINT)
+    _, stderr = command.communicate(timeout=60)
+    assert command.returncode == 130
+    assert stderr == ("interrupted: what had finished is kept and nothing is half-written; run the same command "
+                      "again to go on\n")
+
+
+def test_a_very_long_sentence_is_tagged_in_windows_with_bounded_batches(monkeypatch):
+    """Memory does not grow with one line's length: windows of WINDOW tokens, at most
+    MAX_BATCH_TOKENS padded tokens per call of the network; every token still gets its tag, in order."""
+    from pipeline.model import tagger as tagger_module
+    monkeypatch.setattr(tagger_module, "WINDOW", 7)
+    monkeypatch.setattr(tagger_module, "MAX_BATCH_TOKENS", 20)
+    tagger = Tagger.load(REPO_ROOT / "tests/fixtures/legacy_tagger")
+    expected = json.loads((REPO_ROOT / "tests/fixtures/legacy_tagger/expected.json").read_text())
+    shapes, predict = [], tagger.model.predict_on_batch
+    monkeypatch.setattr(tagger.model, "predict_on_batch", lambda batch: shapes.append(batch.shape) or predict(batch))
+    long = [token for tokens in expected["tokens"] for token in tokens]  # 42 tokens: 6 windows of 7
+    short = expected["tokens"][1]  # 9 tokens: windows of 7 and 2
+    tagged = tagger.tag_tokens([long, short, []], batch_size=256)
+    assert [len(tags) for tags in tagged] == [len(long), len(short), 0]
+    assert all(rows * length <= 20 for rows, length in shapes) and sum(rows for rows, _ in shapes) == 6 + 2
+    windowed = [tagger.tag_tokens([long[start:start + 7]])[0] for start in range(0, len(long), 7)]
+    assert tagged[0] == [tag for window in windowed for tag in window]  # the windows' tags, in order

@@ -25,9 +25,22 @@ from pipeline.data.tokenize import tokenize
     ("\u0643\u064e\u062a\u064e\u0628\u064e \u0643\u062a\u0627\u0628", ["\u0643\u064e\u062a\u064e\u0628\u064e", "\u0643\u062a\u0627\u0628"]),
     ("\u0915\u094d\u0937\u0924\u094d\u0930\u093f\u092f \u0939\u0948", ["\u0915\u094d\u0937\u0924\u094d\u0930\u093f\u092f", "\u0939\u0948"]),
     ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 a\u200db", ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "a\u200db"]),
+    # what people see as one character is one token: emoji joined by U+200D, flags, skin tones
+    ("\U0001F469\u200D\U0001F4BB codes", ["\U0001F469\u200D\U0001F4BB", "codes"]),
+    ("\U0001F468\u200D\U0001F469\u200D\U0001F467!", ["\U0001F468\u200D\U0001F469\u200D\U0001F467", "!"]),
+    ("Germany \U0001F1E9\U0001F1EA won", ["Germany", "\U0001F1E9\U0001F1EA", "won"]),
+    ("ok \U0001F44D\U0001F3FD", ["ok", "\U0001F44D\U0001F3FD"]),
+    # invisible format characters are no tokens: zero-width space, direction marks and overrides, BOM
+    ("\ufeffPeter \u202eBerlin\u202c \u200b \u200e. \u2060", ["Peter", "Berlin", "."]),
 ])
 def test_conll_style_tokenization(text, tokens):
     assert tokenize(text)[0] == tokens
+
+
+def test_spans_map_back_to_the_original_text_around_dropped_format_characters():
+    text = "\ufeff\u200bBerlin \U0001F1E9\U0001F1EA\u202c"
+    tokens, spans = tokenize(text)
+    assert tokens == ["Berlin", "\U0001F1E9\U0001F1EA"] and spans == [(2, 8), (9, 11)]
 
 
 def test_spans_map_back_to_the_original_text():

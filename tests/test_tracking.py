@@ -1,9 +1,13 @@
 import os
+import subprocess
+import sys
 
 import mlflow
 import pytest
 
+from pipeline.errors import PipelineError
 from pipeline.tracking import store as tracking
+from tests.conftest import REPO_ROOT
 
 
 def test_store_defaults_to_the_repo_root_and_honours_the_environment(tmp_path, monkeypatch):
@@ -87,3 +91,22 @@ def test_a_tag_that_a_parallel_stage_created_in_between_is_set_anyway(tmp_path, 
         MlflowException("RESOURCE_DOES_NOT_EXIST: no experiment")))
     with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):  # other errors are not retried
         tracking.set_experiment_tag(experiment_id, "some.tag", "ours")
+
+
+def test_a_damaged_store_is_one_line_whose_advice_works(tmp_path, monkeypatch):
+    """A cut mlflow.db: one line naming the file and the way out; followed, the next run starts afresh."""
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    tracking.start_experiment()
+    with open(store, "r+b") as file:
+        file.truncate(1024)
+    with pytest.raises(PipelineError) as error:
+        tracking.start_experiment()
+    assert str(error.value) == (f"{store}: the MLflow store cannot be read (database disk image is malformed); if "
+                                f"it is damaged, move it aside (mv {store} {store}.damaged) and run again to start a "
+                                "new store, or restore it from a backup")
+    assert subprocess.run(["mv", str(store), f"{store}.damaged"]).returncode == 0  # the advice, as printed
+    again = subprocess.run([sys.executable, "-c", "from pipeline.tracking.store import start_experiment; "
+                            "print(start_experiment())"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.strip(), again.stderr  # the run again: a new store
+    assert store.is_file()

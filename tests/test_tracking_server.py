@@ -1,14 +1,17 @@
 """The team server's command stops with one line, and never echoes a password, on a bad database;
-with --basic-auth it asks every client for a password."""
+it asks for passwords before it listens beyond this machine; with --basic-auth it asks every client
+for a password; no process shows the database password on its command line."""
 import base64
 import os
 import sys
 import urllib.error
 import urllib.request
 
+import mlflow
+import psutil
 import pytest
 
-from pipeline.cli.tracking_server import ensure_database
+from pipeline.cli.tracking_server import check_exposure, ensure_database, main
 from pipeline.errors import PipelineError
 from tests.conftest import free_port, serving
 
@@ -27,10 +30,28 @@ def test_an_unreachable_postgresql_is_named_without_its_password():
     assert "s3cret" not in str(error.value)
 
 
+def test_a_server_other_machines_can_reach_needs_basic_auth_or_insecure(tmp_path, capsys):
+    for host in ("0.0.0.0", "192.0.2.10", "mlflow.example.org"):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--database", "postgresql://mlflow:s3cret@127.0.0.1:1/mlflow", "--artifacts", str(tmp_path),
+                  "--host", host])
+        assert stopped.value.code == 1
+        assert capsys.readouterr().err == (f"error: --host {host}: a server that other machines can reach needs "
+                                           "--basic-auth (user names and passwords); --insecure serves every run "
+                                           "to anyone who reaches it\n")
+    for host in ("127.0.0.1", "::1", "localhost"):
+        check_exposure(host, basic_auth=False, insecure=False)
+    check_exposure("0.0.0.0", basic_auth=True, insecure=False)
+    check_exposure("0.0.0.0", basic_auth=False, insecure=True)
+    assert "warning: --insecure: anyone who reaches 0.0.0.0 can read and write every run" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # a PostgreSQL and an MLflow server
-def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, postgres_url):
+def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, postgres_url, monkeypatch):
     """`--basic-auth` runs MLflow's basic-auth app (its Flask-WTF dependency is declared):
-    without credentials a request is refused, with the admin's from MLFLOW_AUTH_CONFIG_PATH it passes."""
+    without credentials a request is refused, with the admin's from MLFLOW_AUTH_CONFIG_PATH it passes
+    and a run can be logged; the database password is on no process's command line."""
+    database = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:pg-s3cret@")  # trust: any works
     config = tmp_path / "auth.ini"
     config.write_text("[mlflow]\ndefault_permission = READ\n"
                       f"database_uri = sqlite:///{tmp_path / 'users.db'}\n"
@@ -38,8 +59,8 @@ def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, pos
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     port = free_port()
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config)}
-    command = [sys.executable, "-m", "pipeline.cli.tracking_server", "--database", postgres_url, "--artifacts",
-               str(tmp_path / "artifacts"), "--port", str(port), "--workers", "1", "--basic-auth"]
+    command = [sys.executable, "-m", "pipeline.cli.tracking_server", "--database", database, "--artifacts",
+               str(tmp_path / "artifacts"), "--port", str(port), "--workers", "2", "--basic-auth"]
     with serving(command, port, tmp_path / "server.log", env=env) as url:
         search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -49,3 +70,12 @@ def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, pos
             "Authorization": "Basic " + base64.b64encode(b"admin:a-long-s3cret-password").decode()})
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
+        shown = [" ".join(process.info["cmdline"] or []) for process in psutil.process_iter(["cmdline"])]
+        assert any(f"--port {port}" in line for line in shown)  # the server and its workers are running
+        assert not [line for line in shown if "pg-s3cret" in line]
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "a-long-s3cret-password")
+        client = mlflow.MlflowClient(url)
+        run = client.create_run(client.create_experiment("authenticated"))
+        client.log_metric(run.info.run_id, "f1", 90.0)
+        assert client.get_run(run.info.run_id).data.metrics == {"f1": 90.0}

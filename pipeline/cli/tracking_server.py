@@ -1,19 +1,25 @@
 """A team MLflow: a tracking server whose runs live in PostgreSQL and whose artifacts (models,
 figures) it stores and serves itself, so clients need only its URL.
 
+    export MLFLOW_AUTH_CONFIG_PATH=~/mlflow-auth.ini   # the admin's password, the users' database
     python -m pipeline.cli.tracking_server --database postgresql://mlflow:PASSWORD@db-host:5432/mlflow \\
-        --artifacts /srv/mlflow-artifacts --host 0.0.0.0 --port 5000
+        --artifacts /srv/mlflow-artifacts --host 0.0.0.0 --port 5000 --basic-auth
 
 creates the database if it does not exist, prints the MLFLOW_TRACKING_URI to export on every
 machine that runs the pipeline, then runs `mlflow server` in the foreground. `--basic-auth`
-turns on MLflow's user names and passwords; anything after `--` goes to `mlflow server` as is
-(e.g. `-- --allowed-hosts mlflow.example.org`). A single user needs none of this: the pipeline's
-default store is the SQLite file mlflow.db in the repository.
+turns on MLflow's user names and passwords. Safe by default: a server that listens beyond this
+machine (any --host but a loopback address) needs `--basic-auth`, or `--insecure` to serve every
+run to whoever reaches it; and the database URL, password included, reaches `mlflow server`
+through its environment (readable only by its owner), never its command line, which `ps` shows
+to every user. Anything after `--` goes to `mlflow server` as is (e.g. `-- --allowed-hosts
+mlflow.example.org`). A single user needs none of this: the pipeline's default store is the
+SQLite file mlflow.db in the repository.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import os
 import re
 import secrets
@@ -28,6 +34,7 @@ from sqlalchemy.exc import ArgumentError
 from pipeline.errors import PipelineError, exits_cleanly
 
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # the basic-auth app's CSRF key
+STORE_ENV = "MLFLOW_BACKEND_STORE_URI"  # `mlflow server --backend-store-uri`, read from the environment
 
 
 def ensure_database(url: str) -> bool:
@@ -60,11 +67,11 @@ def ensure_database(url: str) -> bool:
         connection.close()
 
 
-def server_command(database: str, artifacts: str, host: str, port: int, workers: int, basic_auth: bool,
+def server_command(artifacts: str, host: str, port: int, workers: int, basic_auth: bool,
                    extra: list[str]) -> list[str]:
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", database,
-               "--artifacts-destination", artifacts, "--serve-artifacts", "--host", host, "--port", str(port),
-               "--workers", str(workers)]
+    """`mlflow server`'s command line: no database URL in it (STORE_ENV carries it)."""
+    command = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", artifacts, "--serve-artifacts",
+               "--host", host, "--port", str(port), "--workers", str(workers)]
     if basic_auth:
         command += ["--app-name", "basic-auth"]
     return command + extra
@@ -80,7 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=4, help="server worker processes")
     parser.add_argument("--basic-auth", action="store_true", help="require MLflow user names and passwords")
+    parser.add_argument("--insecure", action="store_true",
+                        help="listen beyond this machine without --basic-auth: anyone who reaches it reads and "
+                             "writes every run")
     return parser
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def check_exposure(host: str, basic_auth: bool, insecure: bool) -> None:
+    """A server other machines can reach asks for passwords, unless the user says otherwise."""
+    if is_loopback(host) or basic_auth:
+        return
+    if not insecure:
+        raise PipelineError(f"--host {host}: a server that other machines can reach needs --basic-auth (user names "
+                            "and passwords); --insecure serves every run to anyone who reaches it")
+    print(f"warning: --insecure: anyone who reaches {host} can read and write every run and model",
+          file=sys.stderr)
 
 
 def check_basic_auth() -> None:
@@ -103,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     # only what follows `--` goes to `mlflow server`; any other unknown argument is a usage error
     ours, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = build_parser().parse_args(ours)
+    check_exposure(args.host, args.basic_auth, args.insecure)
     if args.basic_auth:
         check_basic_auth()
     created = ensure_database(args.database)
@@ -113,9 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.basic_auth:
         print("clients also export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD", file=sys.stderr)
     sys.stderr.flush()
-    command = server_command(args.database, args.artifacts, args.host, args.port, args.workers, args.basic_auth,
-                             extra)
-    os.execv(command[0], command)  # the server takes this process: Ctrl-C and signals reach it directly
+    command = server_command(args.artifacts, args.host, args.port, args.workers, args.basic_auth, extra)
+    # the server takes this process: Ctrl-C and signals reach it directly
+    os.execve(command[0], command, {**os.environ, STORE_ENV: args.database})
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ hyphenated words, numbers (`1,000`, `3.5`, `1996-08-22`, `+44`, `.500`), currenc
 abbreviations with periods (`U.S.`, `a.m.`, `J.`, `Inc.`, `vs.`) and a list number at the start
 of a line (`1.`) stay whole; quotes stay `"`.
 
+What people see as one character stays one token: an emoji sequence joined by U+200D, a flag,
+a skin-tone modifier (an extended grapheme cluster, `\\X` of the `regex` library). Invisible
+format characters (zero-width spaces, direction marks and overrides, the byte-order mark: Unicode
+category Cf) are never tokens; the zero-width (non-)joiners inside a word stay in it.
+
 Why not a library: NLTK's Treebank tokenizer rewrites `"` as two-character quotes (CoNLL keeps
 `"`) and splits periods inside a paragraph only with downloaded Punkt models; spaCy splits
 hyphenated words that CoNLL keeps whole. A regular expression with spans does the job and is
@@ -16,6 +21,8 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+
+import regex
 
 ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Jr", "Sr", "Inc", "Co", "Corp", "Ltd", "Bros", "Gen",
                  "Gov", "Sen", "Rep", "Rev", "Lt", "Col", "Capt", "Sgt", "No", "vs", "Jan", "Feb", "Mar", "Apr",
@@ -42,8 +49,9 @@ LETTER = r"[^\W_]"
 IN_WORD = rf"(?:[^\W_]|[{_joiner_ranges()}])"
 CLITIC_TAIL = rf"(?i:s|re|ve|ll|d|m|t)(?!{IN_WORD})"  # what follows the apostrophe of 's 're 've 'll 'd 'm n't
 
-TOKEN = re.compile(rf"""
-      \A\s*\d{{1,3}}\.(?=\s)                            # list number at the start of a line: "1. Ajax"
+TOKEN = regex.compile(rf"""
+      (?P<invisible>\p{{Cf}}+)                          # format characters: dropped, never tokens
+    | \A\s*\d{{1,3}}\.(?=\s)                            # list number at the start of a line: "1. Ajax"
     | {LETTER}{IN_WORD}*?(?=(?i:n't)(?!{IN_WORD}))       # "do" of "don't", "ca" of "can't"
     | (?i:n)?'{CLITIC_TAIL}                             # n't 's 're 've 'll 'd 'm
     | (?:[^\W\d_]\.){{2,}}                              # U.S.  a.m.  m.p.h.
@@ -52,14 +60,17 @@ TOKEN = re.compile(rf"""
     | [+]?\d+(?:[.,:/]\d+)+ | \+\d+ | \.\d+             # 1,000  3.5  12:30  +44  .500
     | {LETTER}{IN_WORD}*(?:(?:[-&]|'(?!{CLITIC_TAIL})){LETTER}{IN_WORD}*)*  # words, numbers: O'Brien AT&T 1996-08-22
     | \.{{2,}}|-{{2,}}                                  # ellipsis, dashes
-    | \S                                                # any other character: punctuation, quotes
-""", re.VERBOSE)
+    | (?=\S)\X                                          # any other character as people see it: punctuation,
+                                                      # quotes, an emoji with its modifiers and joiners
+""", regex.VERBOSE)
 
 
 def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Tokens of `text` and their (start, end) character offsets: text[start:end] == token."""
     tokens, spans = [], []
     for match in TOKEN.finditer(text):
+        if match.group("invisible"):
+            continue
         start = match.start() + len(match.group()) - len(match.group().lstrip())  # the list number's leading space
         tokens.append(text[start : match.end()])
         spans.append((start, match.end()))

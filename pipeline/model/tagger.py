@@ -65,6 +65,23 @@ def spans_of_joined(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(tokens), spans
 
 
+WINDOW = 1000  # tokens: a longer sentence is tagged in consecutive windows of this many
+MAX_BATCH_TOKENS = 65536  # padded tokens per call of the network (no CoNLL-2003 batch of 256 reaches it)
+
+
+def token_bounded_batches(pieces: list, batch_size: int):
+    """Consecutive runs of `pieces` (sorted by length; each (.., .., tokens)) of at most `batch_size`
+    pieces and MAX_BATCH_TOKENS padded tokens."""
+    batch: list = []
+    for piece in pieces:
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * len(piece[2]) > MAX_BATCH_TOKENS):
+            yield batch
+            batch = []
+        batch.append(piece)
+    if batch:
+        yield batch
+
+
 class Tagger:
     def __init__(self, keras_tagger, source: str = ""):
         self.model = keras_tagger
@@ -97,18 +114,25 @@ class Tagger:
 
     def tag_tokens(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
         """Tags for pre-tokenized sentences: every token of every sentence (no truncation), in
-        batches of sentences of similar length; an empty sentence gets no tags."""
+        batches of sentences of similar length; an empty sentence gets no tags.
+
+        Memory is bounded whatever the input: a sentence longer than WINDOW tokens is tagged in
+        consecutive windows of WINDOW tokens (each on its own, so an entity cut by a window's edge
+        may lose its boundary; CoNLL-2003's longest sentence has 124 tokens), and no call of the
+        network holds more than MAX_BATCH_TOKENS padded tokens (about 9 KB each)."""
         from pipeline.model.network import pad_batch
         if batch_size < 1:
             raise PipelineError(f"batch size must be at least 1, got {batch_size}")
-        order = sorted((i for i, tokens in enumerate(sentences) if tokens), key=lambda i: len(sentences[i]))
-        tagged: list[list[str]] = [[] for _ in sentences]
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
-            tags = self.model.predict_on_batch(pad_batch([sentences[i] for i in indices]))
-            for row, i in enumerate(indices):
-                tagged[i] = [tag.decode("utf-8") for tag in tags[row, : len(sentences[i])]]
-        return tagged
+        pieces = [(i, start, sentence[start : start + WINDOW]) for i, sentence in enumerate(sentences)
+                  for start in range(0, len(sentence), WINDOW)]
+        pieces.sort(key=lambda piece: len(piece[2]))  # stable: sentences of one length keep their order
+        windows: dict[tuple[int, int], list[str]] = {}
+        for batch in token_bounded_batches(pieces, batch_size):
+            tags = self.model.predict_on_batch(pad_batch([tokens for _, _, tokens in batch]))
+            for row, (i, start, tokens) in enumerate(batch):
+                windows[i, start] = [tag.decode("utf-8") for tag in tags[row, : len(tokens)]]
+        return [[tag for start in range(0, len(sentence), WINDOW) for tag in windows[i, start]]
+                for i, sentence in enumerate(sentences)]
 
     def tag(self, texts: list[str], batch_size: int = 256) -> list[TaggedSentence]:
         """Tokenize and tag raw texts (one sentence or paragraph each). A text with nothing to tag

@@ -19,7 +19,7 @@ from pipeline.stages.arguments import parse_stage_args
 from pipeline.tracking import models, runs
 from pipeline.tracking.experiment import open_experiment
 from pipeline.training import cluster
-from pipeline.training.fit import TrainedPair, train_pair
+from pipeline.training.fit import TrainedPair, check_recipe, train_pair
 from pipeline.training.pairs import pair_summary, plan, staged_pair
 
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
     train, dev = read_split("train"), read_split("dev")
     check_known_tags(dev, set(vocabulary.tags), str(split_file("dev")))
+    check_recipe(params, train, str(split_file("train")))
     open_experiment()  # a tracking server that is down stops the stage here, in seconds
     expected, todo = plan(params)
     if not todo:

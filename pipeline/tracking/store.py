@@ -20,6 +20,7 @@ import sys
 import mlflow
 import requests
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import DatabaseError
 
 from pipeline.errors import PipelineError
 from pipeline.layout import project_root
@@ -55,7 +56,7 @@ def start_experiment(name: str = EXPERIMENT) -> str:
     uri = tracking_uri()
     check_server(uri)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(name)
+    experiment = read_experiment(uri, name)
     if experiment is None:
         local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
         artifacts = (project_root() / "mlartifacts").as_uri() if local_store else None
@@ -73,6 +74,29 @@ def start_experiment(name: str = EXPERIMENT) -> str:
     mlflow.set_experiment(experiment_id=experiment_id)
     close_abandoned_runs(experiment_id)
     return experiment_id
+
+
+def read_experiment(uri: str, name: str):
+    """The experiment `name` (None if absent): the first read of the store, where a damaged SQLite
+    file shows, named with the way out rather than SQLAlchemy's traceback."""
+    try:
+        return mlflow.get_experiment_by_name(name)
+    except (DatabaseError, MlflowException) as error:
+        database_error = database_error_in(error)
+        if database_error is None or not uri.startswith("sqlite:///"):
+            raise
+        path = uri.removeprefix("sqlite:///")  # sqlite:////abs/mlflow.db: the path is /abs/mlflow.db
+        cause = str(database_error.orig or database_error).splitlines()[0]
+        raise PipelineError(f"{path}: the MLflow store cannot be read ({cause}); if it is damaged, move it aside "
+                            f"(mv {path} {path}.damaged) and run again to start a new store, or restore it from a "
+                            "backup") from None
+
+
+def database_error_in(error: BaseException) -> DatabaseError | None:
+    """The SQL error behind `error` (MLflow wraps it once the store is open), if there is one."""
+    while error is not None and not isinstance(error, DatabaseError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def close_abandoned_runs(experiment_id: str) -> list[str]:

@@ -63,13 +63,47 @@ class EpochRecorder(keras.callbacks.Callback):
                           "seconds": time.perf_counter() - self.started})
 
 
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops the training once an epoch's loss exceeds `bound` (see divergence_bound)."""
+
+    def __init__(self, bound: float):
+        super().__init__()
+        self.bound = bound
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not logs["loss"] <= self.bound:  # also NaN
+            self.model.stop_training = True
+
+
+DIVERGENCE_FACTOR = 10
+
+
+def divergence_bound(train: list[Sentence], n_classes: int) -> float:
+    """The loss beyond which a training has diverged: 10 times what a uniform guess costs per
+    sentence (mean sentence length x ln(classes); the CRF's loss is per sentence, the softmax's per
+    token, so this bounds both). Trainings here start near one uniform guess and fall from there;
+    a loss ten times worse means the weights have blown up, and gradient clipping alone does not
+    prevent that with a learning rate far too large (clipping bounds the step's gradient, not the
+    step)."""
+    mean_length = sum(len(s.tokens) for s in train) / len(train)
+    return DIVERGENCE_FACTOR * mean_length * math.log(max(n_classes, 2))
+
+
+def check_recipe(params: Params, train: list[Sentence], train_file: str) -> None:
+    """A batch larger than the training set is a mistake in params.yaml, not a recipe: stop before training."""
+    if params.train.batch_size > len(train):
+        raise PipelineError(f"params.yaml: train.batch_size: {params.train.batch_size} is more than the {len(train)} "
+                            f"sentences of {train_file}; lower it")
+
+
 def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], dev: list[Sentence],
                  vocabulary: Vocabulary, progress: cluster.TaskProgress | None = None
                  ) -> tuple[keras.Model, list[dict]]:
     """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve.
 
     `seed` sets every random choice: weight initialisation, dropout and the shuffling of batches.
-    A loss that stops being finite (too high a learning rate, say) stops the training with an error.
+    A loss that stops being finite or diverges (too high a learning rate, say) stops the training
+    with an error, whatever the clipping.
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -78,7 +112,9 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
         spec, params.train, vocabulary, params.vocab.lowercase, params.char_vocab.max_word_length,
         trained_word_count(vocabulary.words, train, params.vocab.lowercase))
     recorder = EpochRecorder()
-    callbacks = [keras.callbacks.TerminateOnNaN(),
+    classes = tag_classes(vocabulary.tags, spec.tag_scheme)
+    bound = divergence_bound(train, len(classes))
+    callbacks = [keras.callbacks.TerminateOnNaN(), StopOnDivergence(bound),
                  keras.callbacks.LearningRateScheduler(lambda epoch: decayed_learning_rate(params.train, epoch)),
                  DevF1(Tagger(tagger), dev, params.evaluate.batch_size),
                  keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=params.train.patience,
@@ -86,15 +122,17 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
                  recorder]
     if progress is not None:
         callbacks.append(EpochReporter(recorder, progress, params.train.epochs))
-    batches = make_dataset(in_scheme(train, spec.tag_scheme), encoder, tag_classes(vocabulary.tags, spec.tag_scheme),
-                           params.train.batch_size, shuffle_seed=seed)
+    batches = make_dataset(in_scheme(train, spec.tag_scheme), encoder, classes, params.train.batch_size,
+                           shuffle_seed=seed)
     trainer.fit(batches, epochs=params.train.epochs, callbacks=callbacks, shuffle=False,  # shuffled above
                 verbose=0 if progress is not None else 2)
     last = recorder.rows[-1] if recorder.rows else None
-    if last is None or not math.isfinite(last["train_loss"]):
-        raise PipelineError(f"{name} seed {seed}: the training loss became {last and last['train_loss']} in epoch "
-                            f"{last and last['epoch']}; lower train.learning_rate or set train.clipnorm "
-                            f"(now {params.train.learning_rate} and {params.train.clipnorm})")
+    if last is None or not last["train_loss"] <= bound:
+        loss, epoch = (last["train_loss"], last["epoch"]) if last else (float("nan"), 1)
+        why = f", beyond {bound:.0f} (10x a uniform guess): diverged" if math.isfinite(loss) else ""
+        raise PipelineError(f"{name} seed {seed}: the training loss became {loss:.3g} in epoch {epoch}{why}; lower "
+                            f"train.learning_rate or set train.clipnorm (now {params.train.learning_rate} and "
+                            f"{params.train.clipnorm})")
     return tagger, recorder.rows
 
 
