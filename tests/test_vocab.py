@@ -135,3 +135,26 @@ def test_vocab_stage_on_a_full_disk_changes_no_file_and_says_so(project):
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: data/vocab/word_vectors.npy: file too large for the limits set on this process writing 20.")
     assert {path.name: path.read_bytes() for path in (project / "data/vocab").iterdir()} == before  # no temp files
+
+
+def test_a_custom_dataset_s_tag_error_names_the_user_s_file_and_line(tmp_path, monkeypatch, capsys):
+    """Errors about data found after download name the file and line as params.yaml gives them, not
+    the normalized copy in data/raw (whose line numbers differ)."""
+    monkeypatch.chdir(tmp_path)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+                                      "Peter NNP B-NP B-PER\n")
+    (corpus / "dev.txt").write_text("-DOCSTART- -X- O O\n\nPeter NNP B-NP B-PER\n\nthe DT B-NP O\n"
+                                    "Olympics NNP I-NP B-EVENT\n")
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["data"].update(dataset="custom", files={"train": "corpus/train.txt", "dev": "corpus/dev.txt",
+                                                   "test": "corpus/train.txt"})
+    params["model"].update(word_vectors="none", word_dim=16)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    from pipeline.stages import download
+    download.main([])
+    with pytest.raises(SystemExit):
+        vocab.main([])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: corpus/dev.txt:6: tag 'B-EVENT' does not occur in train (known: B-ORG, B-PER, O)")

@@ -36,12 +36,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipeline.data.corpus import Sentence, check_known_tags, read_split
+from pipeline.data.corpus import Sentence, check_known_tags, read_split, split_source
 from pipeline.data.vocabulary import Vocabulary, build_char_vocab, build_tag_list, build_word_vocab
 from pipeline.data.word_vectors import embedding_rows, load_pretrained
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
-from pipeline.layout import REPORTS_DIR, split_file
+from pipeline.layout import REPORTS_DIR
 from pipeline.machine import describe_machine
 from pipeline.params import Params, load_params, read_yaml
 from pipeline.progress import StageProgress
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         for point, _ in todo:
             if (key := vocabulary_key(params_of[point])) not in vocabularies:
                 vocabularies[key] = build_vocabulary(params_of[point], train)
-                check_known_tags(dev, set(vocabularies[key].tags), str(split_file("dev")))
+                check_known_tags(dev, set(vocabularies[key].tags), split_source("dev"))
     open_experiment(SEARCH_EXPERIMENT)
     where = cluster.connect(base.cluster) if todo else None
     try:
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
                 train_ref, dev_ref = cluster.put(train), cluster.put(dev)
                 vocabulary_refs = {key: cluster.put(vocabulary) for key, vocabulary in vocabularies.items()}
                 calls = [(f"{point} seed {seed}", (model, seed, params_of[point], train_ref, dev_ref,
-                                                   vocabulary_refs[vocabulary_key(params_of[point])]))
+                                                   vocabulary_refs[vocabulary_key(params_of[point])],
+                                                   keys[point, seed]))
                          for point, seed in todo]
                 progress = StageProgress("search", len(todo))
                 for label, pair in cluster.run_tasks(train_pair, calls, base.train.threads, where,

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.errors import PipelineError
-from pipeline.files import write_text_atomic
-from pipeline.layout import split_file
+from pipeline.files import file_digest, write_text_atomic
+from pipeline.layout import MANIFEST_FILE, split_file
 
 DOCSTART = "-DOCSTART-"
 BOM = "\ufeff"
@@ -213,8 +213,30 @@ def write_normalized(path: str | os.PathLike, sentences: list[Sentence]) -> None
 
 
 def read_split(split: str) -> list[Sentence]:
-    """A split as the download stage wrote it (normalized, data.limit applied)."""
-    return read_corpus(split_file(split))
+    """A split as the download stage wrote it (normalized, data.limit applied), each sentence's
+    line that of the file it came from (split_source), so messages point into the user's file."""
+    sentences = read_corpus(split_file(split))
+    origin = split_origin(split)
+    if origin is None:
+        return sentences
+    per_line = origin["format"] == "conll"
+    return [Sentence(s.tokens, s.tags, line, per_line) for s, line in zip(sentences, origin["lines"], strict=True)]
+
+
+def split_source(split: str) -> str:
+    """The file or URL a split came from, as params.yaml names it: what messages about its lines name."""
+    origin = split_origin(split)
+    return origin["file"] if origin else str(split_file(split))
+
+
+def split_origin(split: str) -> dict | None:
+    """{"file", "format", "lines"} of a split as data/raw/manifest.json records it; None if it does
+    not (written before origins were kept) or if the split's file is not the one download wrote."""
+    try:
+        origin = json.loads(MANIFEST_FILE.read_text(encoding="utf-8"))[split]["origin"]
+        return origin if origin["normalized_sha256"] == file_digest(split_file(split)) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def available_splits(splits: tuple[str, ...]) -> list[str]:

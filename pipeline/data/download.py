@@ -107,6 +107,13 @@ def split_sources(data: DataParams) -> dict[str, tuple[str, str | None]]:
     return {split: (str(folder / f.local_name), f.sha256) for split, f in files.items()}
 
 
+def origin_name(data: DataParams, split: str) -> str:
+    """How messages name a split's file: as params.yaml gives it (data.files), or by the dataset's
+    own file name (conll2003/valid.txt: the same whichever source served the bytes, so data/raw
+    hashes the same)."""
+    return data.files[split] if data.dataset == "custom" else DATASETS[data.dataset][split].local_name
+
+
 def fetch_split(location: str, expected_sha256: str | None, dest: Path, session: requests.Session,
                 timeout: tuple[float, float] = TIMEOUT) -> str:
     sha256 = download_url(location, dest, session, timeout) if is_url(location) else copy_local(Path(location), dest)
@@ -133,10 +140,14 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
             fetched.unlink()
             kept = sentences[: data.limit_of(split)]
             write_normalized(staging / f"{split}.txt", kept)
+            normalized_sha256 = file_digest(staging / f"{split}.txt")
             # no source location here: data/raw must hash the same whichever source gave the bytes
             manifest[split] = {"sha256": sha256, "format": data.format, "tag_scheme": scheme,
                                "sentences": len(kept), "tokens": sum(len(s.tokens) for s in kept),
-                               "source_sentences": len(sentences)}
+                               "source_sentences": len(sentences),
+                               # where each sentence came from, for messages about it in later stages
+                               "origin": {"file": origin_name(data, split), "format": data.format,
+                                          "lines": [s.line for s in kept], "normalized_sha256": normalized_sha256}}
             print(f"{split}: {len(kept)} of {len(sentences)} sentences ({scheme} tags) from {location}")
         write_json_atomic(staging / "manifest.json", manifest)
         staging.chmod(umask_mode(0o777))  # mkdtemp makes it private

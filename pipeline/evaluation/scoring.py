@@ -23,7 +23,7 @@ from pipeline.evaluation.metrics import (
     sentence_counts,
 )
 from pipeline.model.tagger import Tagger
-from pipeline.model.trained import TrainedRun
+from pipeline.model.trained import SUMMARY_FILE, TrainedRun
 from pipeline.params import EvaluateParams
 
 HEADLINE = ("f1", "precision", "recall", "accuracy", "macro_accuracy")
@@ -96,6 +96,13 @@ def gain_intervals(pairs: list[tuple[list[np.ndarray], list[np.ndarray]]], param
     return [{**bootstrap, "p_value": p_value} for bootstrap, p_value in zip(bootstraps, p_values, strict=True)]
 
 
+def trained_tagger(run: TrainedRun) -> Tagger:
+    """The run's tagger, checked to be the training its summary.json describes."""
+    tagger = Tagger.from_file(run.tagger_file)
+    tagger.check_trained_as(run.summary, run.folder / SUMMARY_FILE)
+    return tagger
+
+
 def evaluate(runs: dict[str, list[TrainedRun]], data: dict[str, list[Sentence]], comparisons: list[tuple[str, str]],
              params: EvaluateParams, split_names: dict[str, str] | None = None) -> Evaluation:
     """Tag every split in `data` (split -> sentences) with every run, score, and compare the pairs.
@@ -103,8 +110,7 @@ def evaluate(runs: dict[str, list[TrainedRun]], data: dict[str, list[Sentence]],
     metrics: dict = {name: {} for name in runs}
     metrics["gains"] = {gain_key(a, b): {} for a, b in comparisons}
     predicted, scores, gold = {}, {}, {}
-    taggers = {(run.model, run.seed): Tagger.from_file(run.tagger_file) for model_runs in runs.values()
-               for run in model_runs}
+    taggers = {(run.model, run.seed): trained_tagger(run) for model_runs in runs.values() for run in model_runs}
     tags = next(iter(taggers.values())).tags
     for split, sentences in data.items():
         gold[split] = [s.tags for s in sentences]

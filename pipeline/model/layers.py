@@ -169,11 +169,14 @@ CHAR_ENCODERS = {
 class TagDecoder(layers.Layer):
     """Per-token tag probabilities -> tag strings (argmax); PAD where the input token is padding.
     `tags` names each class as the tagger outputs it: a BIOES network's S-/E- classes are named by
-    their IOB2 tags (see tag_classes), so every tagger speaks IOB2."""
+    their IOB2 tags (see tag_classes), so every tagger speaks IOB2. `identity` is what the tagger
+    knows of itself (pipeline/model/tagger.py checks it on loading): its model name, its training's
+    fingerprint and the digests of the vocabularies it was built with; None in taggers saved before."""
 
-    def __init__(self, tags: list[str], **kwargs):
+    def __init__(self, tags: list[str], identity: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.tags = list(tags)
+        self.identity = identity
         self.supports_masking = True  # the RNN's padding mask passes through harmlessly
 
     def call(self, inputs):
@@ -182,7 +185,7 @@ class TagDecoder(layers.Layer):
         return tf.where(tokens == PAD, PAD, tags)
 
     def get_config(self):
-        return {**super().get_config(), "tags": self.tags}
+        return {**super().get_config(), "tags": self.tags, "identity": self.identity}
 
 
 @keras.saving.register_keras_serializable(package="ner")

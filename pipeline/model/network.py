@@ -134,11 +134,12 @@ def tagging_loss(network: keras.Model, params: TaggerParams) -> keras.losses.Los
     return keras.losses.SparseCategoricalCrossentropy(ignore_class=-1, reduction="mean_with_sample_weight")
 
 
-def build_tagger(encoder: keras.Model, network: keras.Model, classes: list[str]) -> keras.Model:
+def build_tagger(encoder: keras.Model, network: keras.Model, classes: list[str], identity: dict | None = None
+                 ) -> keras.Model:
     """Token strings (batch, time), PAD-padded -> IOB2 tag strings (batch, time)."""
     tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
     probabilities = network(encoder(tokens))
-    decoder = TagDecoder(output_tags(classes), name="tag_decoder")
+    decoder = TagDecoder(output_tags(classes), identity, name="tag_decoder")
     return keras.Model(tokens, decoder([probabilities, tokens]), name="tagger")
 
 
@@ -148,11 +149,12 @@ def pad_batch(sentences: list[list[str]]) -> np.ndarray:
 
 
 def build_trainable(spec: TaggerParams, train: TrainParams, vocabulary: Vocabulary, lowercase: bool,
-                    max_word_length: int, trained_words: int | None = None
+                    max_word_length: int, trained_words: int | None = None, identity: dict | None = None
                     ) -> tuple[keras.Model, keras.Model, keras.Model]:
     """(encoder, compiled training model, tagger) for one tagger, whose network predicts
     tag_classes(vocabulary.tags, spec.tag_scheme); the first `trained_words` words (None: all)
-    are fine-tuned. Set the seed first for repeatable weights."""
+    are fine-tuned; the tagger carries `identity` (see TagDecoder). Set the seed first for
+    repeatable weights."""
     with_chars = CHAR_ENCODERS[spec.char_encoder] is not None
     encoder = build_encoder(vocabulary.words, vocabulary.chars if with_chars else None, lowercase, max_word_length,
                             spec.casing)
@@ -166,4 +168,4 @@ def build_trainable(spec: TaggerParams, train: TrainParams, vocabulary: Vocabula
     # several steps per call of the compiled train function: less Python between steps, the same steps
     trainer.compile(optimizer=make_optimizer(train), loss=tagging_loss(network, spec),
                     steps_per_execution=STEPS_PER_EXECUTION)
-    return encoder, trainer, build_tagger(encoder, network, classes)
+    return encoder, trainer, build_tagger(encoder, network, classes, identity)

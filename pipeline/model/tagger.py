@@ -11,6 +11,8 @@ what `ner predict --model <uri>` does; tagging itself needs no MLflow.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from pipeline.data.tokenize import tokenize
 from pipeline.errors import PipelineError
-from pipeline.model.trained import find_tagger_file
+from pipeline.model.trained import SUMMARY_FILE, find_tagger_file
 
 
 @dataclass
@@ -65,6 +67,17 @@ def spans_of_joined(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(tokens), spans
 
 
+def list_digest(items: list[str]) -> str:
+    return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
+
+
+def tagger_identity(model: str, fingerprint: str, words: list[str], chars: list[str] | None) -> dict:
+    """What a saved tagger knows of itself: its model name, its training's fingerprint (the one
+    summary.json records) and the digests of the vocabularies its token encoder embeds."""
+    return {"model": model, "fingerprint": fingerprint, "words_sha256": list_digest(words),
+            "chars_sha256": list_digest(chars) if chars is not None else None}
+
+
 WINDOW = 1000  # tokens: a longer sentence is tagged in consecutive windows of this many
 MAX_BATCH_TOKENS = 65536  # padded tokens per call of the network (no CoNLL-2003 batch of 256 reaches it)
 
@@ -94,7 +107,16 @@ class Tagger:
         path = Path(location)
         if not path.exists():
             raise PipelineError(f"{location}: no such model folder")
-        return cls.from_file(find_tagger_file(path))
+        tagger_file = find_tagger_file(path)
+        tagger = cls.from_file(tagger_file)
+        summary_file = tagger_file.parent / SUMMARY_FILE
+        if summary_file.is_file():
+            try:
+                summary = json.loads(summary_file.read_text())
+            except ValueError:
+                raise PipelineError(f"{summary_file}: not valid JSON; train the model again (dvc repro)") from None
+            tagger.check_trained_as(summary, summary_file)
+        return tagger
 
     @classmethod
     def from_file(cls, tagger_file: str | Path) -> "Tagger":
@@ -105,12 +127,45 @@ class Tagger:
             raise PipelineError(f"{tagger_file}: not a complete .keras file (truncated or corrupt); train it again "
                                 "(dvc repro) or fetch it again (dvc pull)")
         try:
-            return cls(keras.saving.load_model(tagger_file), str(tagger_file))
+            tagger = cls(keras.saving.load_model(tagger_file), str(tagger_file))
         except (OSError, ValueError, TypeError, zipfile.BadZipFile) as error:
             # TypeError/ValueError: also what Keras raises for a file whose layers have changed since
             cause = str(error).strip().splitlines()[-1].removeprefix("Exception encountered: ")  # Keras nests them
             raise PipelineError(f"{tagger_file}: this version cannot load it as a tagger ({cause}); a tagger saved "
                                 "by another version of the project must be trained again (dvc repro)") from None
+        tagger.check_vocabularies()
+        return tagger
+
+    @property
+    def identity(self) -> dict | None:
+        return self.model.get_layer("tag_decoder").identity
+
+    def check_vocabularies(self) -> None:
+        """The vocabularies inside the file are the ones it was trained with (a tagger assembled
+        from two trainings' parts would tag on silently, and badly)."""
+        if not self.identity:  # saved before taggers knew themselves
+            return
+        encoder = self.model.get_layer("token_encoder")
+        for part, layer in (("words", "word_lookup"), ("chars", "char_lookup")):
+            recorded = self.identity[f"{part}_sha256"]
+            if recorded is None:
+                continue
+            inside = list_digest(encoder.get_layer(layer).get_vocabulary()[2:])  # after padding and OOV
+            if inside != recorded:
+                raise PipelineError(f"{self.source}: its {part} vocabulary (sha256 {inside[:12]}) is not the one it "
+                                    f"was trained with (sha256 {recorded[:12]}): the file mixes two taggers' parts; "
+                                    "train it again (dvc repro)")
+
+    def check_trained_as(self, summary: dict, summary_file: Path) -> None:
+        """The tagger is the training its folder's summary.json describes (not another one's file)."""
+        if not self.identity or "fingerprint" not in summary:
+            return
+        if self.identity["fingerprint"] != summary["fingerprint"]:
+            raise PipelineError(
+                f"{self.source}: trained as {self.identity['model']} (fingerprint {self.identity['fingerprint'][:12]}), "
+                f"but {summary_file} describes {summary.get('model')} seed {summary.get('seed')} (fingerprint "
+                f"{summary['fingerprint'][:12]}): the folder holds another training's tagger; train it again "
+                "(dvc repro) or restore the folder (dvc checkout)")
 
     def tag_tokens(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
         """Tags for pre-tokenized sentences: every token of every sentence (no truncation), in

@@ -4,7 +4,7 @@ reports/examples.md, plot data and figures, and the MLflow runs (see pipeline/ev
 pipeline/evaluation/breakdown.py for what is computed)."""
 from __future__ import annotations
 
-from pipeline.data.corpus import available_splits, read_split
+from pipeline.data.corpus import available_splits, read_split, split_source
 from pipeline.data.lexicon import Lexicon
 from pipeline.data.vocabulary import load_vocabulary
 from pipeline.errors import exits_cleanly
@@ -13,7 +13,7 @@ from pipeline.evaluation.plots import make_figures
 from pipeline.evaluation.report import comparison_markdown, examples_markdown, write_plot_data
 from pipeline.evaluation.scoring import evaluate, rounded
 from pipeline.files import all_or_none, write_json_atomic, write_text_atomic
-from pipeline.layout import COMPARISON_FILE, EXAMPLES_FILE, METRICS_FILE, split_file
+from pipeline.layout import COMPARISON_FILE, EXAMPLES_FILE, METRICS_FILE
 from pipeline.model.trained import load_trained
 from pipeline.params import SPLITS, load_params
 from pipeline.progress import native_stderr_to_log
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = {name: [load_trained(name, seed) for seed in params.train.seeds] for name in params.models}
     splits = available_splits(EVAL_SPLITS)
     data = {split: read_split(split) for split in splits}
-    result = evaluate(runs, data, params.compare, params.evaluate, {s: str(split_file(s)) for s in splits})
+    result = evaluate(runs, data, params.compare, params.evaluate, {s: split_source(s) for s in splits})
     vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
     lexicon = Lexicon.of_run(read_split("train"), vocabulary.words, vocabulary.word_vectors, params.vocab.lowercase)
     breakdown = break_down(result, data, lexicon, params.evaluate)

@@ -8,7 +8,7 @@ into place and logs its run, so a retried task leaves no duplicate run.
 """
 from __future__ import annotations
 
-from pipeline.data.corpus import Sentence, check_known_tags, read_split
+from pipeline.data.corpus import Sentence, check_known_tags, read_split, split_source
 from pipeline.data.vocabulary import Vocabulary, load_vocabulary
 from pipeline.errors import exits_cleanly
 from pipeline.layout import split_file
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
     train, dev = read_split("train"), read_split("dev")
-    check_known_tags(dev, set(vocabulary.tags), str(split_file("dev")))
+    check_known_tags(dev, set(vocabulary.tags), split_source("dev"))
     check_recipe(params, train, str(split_file("train")))
     open_experiment()  # a tracking server that is down stops the stage here, in seconds
     expected, todo = plan(params)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         progress.say(f"{len(todo)} trainings on {where.describe()}, {params.train.threads} thread(s) each")
         train_ref, dev_ref, vocabulary_ref = cluster.put(train), cluster.put(dev), cluster.put(vocabulary)
         pairs = {f"{name} seed {seed}": (name, seed) for name, seed in todo}
-        calls = [(label, (name, seed, params, train_ref, dev_ref, vocabulary_ref))
+        calls = [(label, (name, seed, params, train_ref, dev_ref, vocabulary_ref, expected[name, seed]))
                  for label, (name, seed) in pairs.items()]
         for label, result in cluster.run_tasks(train_pair, calls, params.train.threads, where,
                                                params.cluster.max_retries, on_progress=progress.epoch):

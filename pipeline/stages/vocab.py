@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 
-from pipeline.data.corpus import Sentence, available_splits, check_known_tags, read_split
+from pipeline.data.corpus import Sentence, available_splits, check_known_tags, read_split, split_source
 from pipeline.data.lexicon import normalize
 from pipeline.data.vocabulary import build_tag_list, build_word_vocab, write_list, write_vectors
 from pipeline.data.word_vectors import embedding_rows, load_pretrained
 from pipeline.errors import exits_cleanly
 from pipeline.files import all_or_none, write_json_atomic
-from pipeline.layout import TAGS_FILE, VECTORS_FILE, VOCAB_STATS_FILE, WORDS_FILE, split_file
+from pipeline.layout import TAGS_FILE, VECTORS_FILE, VOCAB_STATS_FILE, WORDS_FILE
 from pipeline.params import SPLITS, load_params
 from pipeline.stages.arguments import parse_stage_args
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
                                  "token_coverage": {"train": round(coverage(train, with_vector, True), 6)}}
     for split in available_splits(SPLITS[1:]):
         sentences = read_split(split)
-        check_known_tags(sentences, set(tags), str(split_file(split)))
+        check_known_tags(sentences, set(tags), split_source(split))
         stats["oov_rate"][split] = round(oov_rate(sentences, vocab, params.vocab.lowercase), 6)
         if pretrained_words:
             stats["word_vectors"]["token_coverage"][split] = round(coverage(sentences, with_vector, True), 6)

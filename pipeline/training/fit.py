@@ -16,7 +16,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import score
 from pipeline.model.network import build_trainable, tag_classes
 from pipeline.model.optimizers import decayed_learning_rate
-from pipeline.model.tagger import Tagger
+from pipeline.model.tagger import Tagger, tagger_identity
 from pipeline.model.trained import keras_file_bytes
 from pipeline.params import Params
 from pipeline.progress import captured_output
@@ -97,7 +97,7 @@ def check_recipe(params: Params, train: list[Sentence], train_file: str) -> None
 
 
 def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], dev: list[Sentence],
-                 vocabulary: Vocabulary, progress: cluster.TaskProgress | None = None
+                 vocabulary: Vocabulary, progress: cluster.TaskProgress | None = None, fingerprint: str = ""
                  ) -> tuple[keras.Model, list[dict]]:
     """Train one tagger with early stopping on dev F1; return it (best epoch's weights) and its curve.
 
@@ -108,9 +108,11 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     spec = params.tagger(name)
+    with_chars = spec.char_encoder != "none"
+    identity = tagger_identity(name, fingerprint, vocabulary.words, vocabulary.chars if with_chars else None)
     encoder, trainer, tagger = build_trainable(
         spec, params.train, vocabulary, params.vocab.lowercase, params.char_vocab.max_word_length,
-        trained_word_count(vocabulary.words, train, params.vocab.lowercase))
+        trained_word_count(vocabulary.words, train, params.vocab.lowercase), identity)
     recorder = EpochRecorder()
     classes = tag_classes(vocabulary.tags, spec.tag_scheme)
     bound = divergence_bound(train, len(classes))
@@ -148,14 +150,16 @@ class TrainedPair:
 
 
 def train_pair(name: str, seed: int, params: Params, train: list[Sentence], dev: list[Sentence],
-               vocabulary: Vocabulary, progress: cluster.TaskProgress | None = None) -> TrainedPair:
-    """One Ray task: train (name, seed) with params.train.threads TensorFlow threads; its epochs
-    go to the driver's `progress` queue, what it prints to the result's `output`."""
+               vocabulary: Vocabulary, fingerprint: str, progress: cluster.TaskProgress | None = None
+               ) -> TrainedPair:
+    """One Ray task: train (name, seed) with params.train.threads TensorFlow threads, the tagger
+    carrying `fingerprint` (what summary.json will record); its epochs go to the driver's
+    `progress` queue, what it prints to the result's `output`."""
     with captured_output() as output:
         tf.config.threading.set_intra_op_parallelism_threads(params.train.threads)
         tf.config.threading.set_inter_op_parallelism_threads(params.train.threads)
         started, clock = time.time(), time.perf_counter()
-        tagger, history = train_tagger(name, params, seed, train, dev, vocabulary, progress)
+        tagger, history = train_tagger(name, params, seed, train, dev, vocabulary, progress, fingerprint)
         seconds = time.perf_counter() - clock
         return TrainedPair(keras_file_bytes(tagger), history, started, seconds, cluster.worker_identity(),
                            output())
