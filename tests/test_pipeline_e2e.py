@@ -478,6 +478,7 @@ def test_served_pyfunc_model_answers_like_the_python_api(repo, tmp_path):
 def test_registered_models_load_by_name(repo):
     repo, _ = repo
     from pipeline import Tagger
+    from pipeline.cli.predict import model_folder
     client = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     versions = client.search_model_versions("name = 'ner-char-cnn'")
     assert len(versions) >= len(SEEDS)
@@ -487,9 +488,9 @@ def test_registered_models_load_by_name(repo):
     aliases = {model: set(client.get_registered_model("ner-" + model.replace("_", "-")).aliases) for model in MODELS}
     assert aliases == {model: {"champion" if model == champion else "challenger"} for model in MODELS}
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
-    try:
-        tagger = Tagger.load(f"models:/ner-char-cnn/{versions[0].version}")
-        best = Tagger.load(f"models:/ner-{champion.replace('_', '-')}@champion")
+    try:  # as `ner predict --model models:/...` resolves them: the tagger itself reads only folders
+        tagger = Tagger.load(model_folder(f"models:/ner-char-cnn/{versions[0].version}"))
+        best = Tagger.load(model_folder(f"models:/ner-{champion.replace('_', '-')}@champion"))
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
     assert tagger.tag(["Peter lives in Berlin."])[0].tokens == ["Peter", "lives", "in", "Berlin", "."]

@@ -79,3 +79,16 @@ def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, pos
         run = client.create_run(client.create_experiment("authenticated"))
         client.log_metric(run.info.run_id, "f1", 90.0)
         assert client.get_run(run.info.run_id).data.metrics == {"f1": 90.0}
+
+
+def test_basic_auth_without_an_admin_password_is_one_line_before_anything_is_made(tmp_path, capsys, monkeypatch):
+    for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_AUTH_CONFIG_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--database", "postgresql://mlflow:s3cret@127.0.0.1:1/mlflow", "--artifacts", str(tmp_path / "a"),
+              "--basic-auth"])
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err == ("error: --basic-auth: MLflow ships no admin password; set "
+                                       "MLFLOW_AUTH_ADMIN_PASSWORD (the admin user's, made at the first start) or "
+                                       "MLFLOW_AUTH_CONFIG_PATH (an ini file with admin_password)\n")
+    assert not (tmp_path / "a").exists()

@@ -1,7 +1,7 @@
 """A team MLflow: a tracking server whose runs live in PostgreSQL and whose artifacts (models,
 figures) it stores and serves itself, so clients need only its URL.
 
-    export MLFLOW_AUTH_CONFIG_PATH=~/mlflow-auth.ini   # the admin's password, the users' database
+    export MLFLOW_AUTH_ADMIN_PASSWORD=...   # the admin user's, made at the first start
     python -m pipeline.cli.tracking_server --database postgresql://mlflow:PASSWORD@db-host:5432/mlflow \\
         --artifacts /srv/mlflow-artifacts --host 0.0.0.0 --port 5000 --basic-auth
 
@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError
 from pipeline.errors import PipelineError, exits_cleanly
 
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # the basic-auth app's CSRF key
+ADMIN_PASSWORD_ENV, AUTH_CONFIG_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_AUTH_CONFIG_PATH"  # basic-auth's admin
 STORE_ENV = "MLFLOW_BACKEND_STORE_URI"  # `mlflow server --backend-store-uri`, read from the environment
 
 
@@ -121,6 +122,9 @@ def check_basic_auth() -> None:
     if importlib.util.find_spec("flask_wtf") is None:
         raise PipelineError("--basic-auth: MLflow's basic-auth app needs Flask-WTF, which is not installed; "
                             "pip install -r requirements.txt")
+    if not os.environ.get(ADMIN_PASSWORD_ENV) and not os.environ.get(AUTH_CONFIG_ENV):
+        raise PipelineError(f"--basic-auth: MLflow ships no admin password; set {ADMIN_PASSWORD_ENV} (the admin "
+                            f"user's, made at the first start) or {AUTH_CONFIG_ENV} (an ini file with admin_password)")
     if not os.environ.get(SECRET_KEY_ENV):
         os.environ[SECRET_KEY_ENV] = secrets.token_hex(32)
         print(f"{SECRET_KEY_ENV} is not set: a random key for this server's run (set it to keep browser "
