@@ -11,9 +11,10 @@ from pipeline import Tagger
 from pipeline.cli.predict import main as predict
 from pipeline.data.tokenize import tokenize
 from pipeline.errors import PipelineError
-from pipeline.model.tagger import entities_of
+from pipeline.model.network import build_tagger
+from pipeline.model.tagger import entities_of, list_digest, tagger_identity
 from tests.conftest import REPO_ROOT
-from tests.test_model import TAGS, make_tagger
+from tests.test_model import CHARS, TAGS, WORDS, make_tagger
 
 
 @pytest.fixture(scope="module")
@@ -191,41 +192,36 @@ def test_a_very_long_sentence_is_tagged_in_windows_with_bounded_batches(monkeypa
 
 def saved_with_identity(folder, identity, summary=None):
     """A small tagger carrying `identity`, saved to `folder` (with `summary` as its summary.json)."""
-    from pipeline.model.network import build_tagger
-    from tests.test_model import CHARS, WORDS, make_tagger
     encoder, network, _ = make_tagger("cnn")
     folder.mkdir(parents=True)
     build_tagger(encoder, network, TAGS, identity).save(folder / "tagger.keras")
     if summary is not None:
         (folder / "summary.json").write_text(json.dumps(summary))
-    return WORDS, CHARS
+
+
+def load_error(folder) -> str:
+    with pytest.raises(PipelineError) as error:
+        Tagger.load(folder)
+    return str(error.value)
 
 
 def test_a_tagger_knows_which_training_it_is_and_refuses_another_s_folder(tmp_path):
-    from pipeline.model.tagger import tagger_identity
-    from tests.test_model import CHARS, WORDS
     identity = tagger_identity("char_cnn", "f" * 64, WORDS, CHARS)
     saved_with_identity(tmp_path / "char_cnn/seed_1", identity, {"model": "char_cnn", "seed": 1, "fingerprint": "f" * 64})
     assert Tagger.load(tmp_path / "char_cnn/seed_1").identity == identity
     # another training's tagger.keras copied into a folder whose summary.json describes this one
     summary = {"model": "baseline", "seed": 2, "fingerprint": "b" * 64}
     saved_with_identity(tmp_path / "baseline/seed_2", identity, summary)
-    with pytest.raises(PipelineError) as error:
-        Tagger.load(tmp_path / "baseline/seed_2")
-    assert str(error.value) == (
+    assert load_error(tmp_path / "baseline/seed_2") == (
         f"{tmp_path}/baseline/seed_2/tagger.keras: trained as char_cnn (fingerprint ffffffffffff), but "
         f"{tmp_path}/baseline/seed_2/summary.json describes baseline seed 2 (fingerprint bbbbbbbbbbbb): the folder "
         "holds another training's tagger; train it again (dvc repro) or restore the folder (dvc checkout)")
 
 
 def test_a_tagger_whose_vocabulary_is_not_its_own_is_refused(tmp_path):
-    from pipeline.model.tagger import list_digest, tagger_identity
-    from tests.test_model import CHARS, WORDS
     other_words = [*WORDS[:-1], "Hamburg"]  # the vocabulary of another training
     saved_with_identity(tmp_path / "mixed", tagger_identity("char_cnn", "f" * 64, other_words, CHARS))
-    with pytest.raises(PipelineError) as error:
-        Tagger.load(tmp_path / "mixed")
-    assert str(error.value) == (
+    assert load_error(tmp_path / "mixed") == (
         f"{tmp_path}/mixed/tagger.keras: its words vocabulary (sha256 {list_digest(WORDS)[:12]}) is not the one it "
         f"was trained with (sha256 {list_digest(other_words)[:12]}): the file mixes two taggers' parts; train it "
         "again (dvc repro)")
