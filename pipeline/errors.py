@@ -1,6 +1,7 @@
 """The one exception type every stage raises for bad input, and the way stages report it."""
 import ctypes
 import functools
+import os
 import signal
 import sys
 import threading
@@ -18,10 +19,11 @@ def stop_on_sigterm(signum, frame):
 
 
 def end_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when the process that started it dies (`dvc repro`
-    killed with -9, say), so that no stage or tool runs on as an orphan; SIGTERM then unwinds it
-    like Ctrl-C. Elsewhere a no-op."""
-    if not sys.platform.startswith("linux"):
+    """Under DVC (which sets DVC_STAGE for the commands it runs), ask Linux to send this process
+    SIGTERM when the dvc process that started it dies (killed with -9, say), so that no stage runs
+    on as an orphan; SIGTERM then unwinds it like Ctrl-C. Not for commands started by hand: a
+    `nohup ... &` must outlive the shell that started it. Elsewhere than Linux a no-op."""
+    if not sys.platform.startswith("linux") or not os.environ.get("DVC_STAGE"):
         return
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

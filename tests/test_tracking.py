@@ -1,4 +1,6 @@
+import errno
 import os
+import re
 import subprocess
 import sys
 
@@ -110,3 +112,25 @@ def test_a_damaged_store_is_one_line_whose_advice_works(tmp_path, monkeypatch):
                             "print(start_experiment())"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.strip(), again.stderr  # the run again: a new store
     assert store.is_file()
+
+
+def test_a_full_disk_while_logging_a_tagger_is_one_line_and_the_run_ends_failed(tmp_path, monkeypatch):
+    """The artifact store fills up while MLflow copies the tagger (faked at MLflow's call: filling a
+    real disk needs a mount): one line naming the store, and no run left RUNNING."""
+    from pipeline.params import load_params
+    from pipeline.tracking import models, runs
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(mlflow.pyfunc, "log_model", no_room)
+    tracking.start_experiment()
+    with pytest.raises(PipelineError) as error:
+        with runs.training_run("char_cnn", 7, load_params(REPO_ROOT / "params.yaml"), {}, {}, 0.0):
+            models.log_tagger(REPO_ROOT / "tests/fixtures/legacy_tagger/tagger.keras", "char_cnn", register=False)
+    assert re.fullmatch(rf"{tmp_path}/mlartifacts/(\d+/)?[0-9a-f]+/artifacts: no space left on the device logging the "
+                        r"tagger to MLflow; nothing of this step was replaced; free some space and run it again",
+                        str(error.value)), str(error.value)
+    run, = mlflow.MlflowClient().search_runs([mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id])
+    assert run.info.status == "FAILED"

@@ -15,7 +15,7 @@ from mlflow.models import infer_signature
 
 from pipeline.errors import PipelineError
 from pipeline.evaluation.scoring import Evaluation
-from pipeline.tracking.store import SUMMARY_RUN, check_server, tracking_uri
+from pipeline.tracking.store import SUMMARY_RUN, check_server, room_for_artifacts, tracking_uri
 
 EXAMPLES = ["Peter Blackburn lives in Berlin and works for the European Commission.",
             "EU rejects German call to boycott British lamb."]
@@ -61,11 +61,12 @@ def log_tagger(tagger_file: Path, model: str, register: bool) -> None:
                     f"mlflow=={mlflow.__version__}", f"seqeval=={version('seqeval')}"]
     examples = pd.DataFrame({"text": EXAMPLES})
     outputs = [result.to_dict() for result in Tagger.from_file(tagger_file).tag(EXAMPLES)]
-    mlflow.pyfunc.log_model(
-        name="tagger", python_model=TaggerModel(), artifacts={"tagger": str(tagger_file)},
-        code_paths=[str(Path(pipeline.__file__).parent)], signature=infer_signature(examples, outputs),
-        input_example=examples, pip_requirements=requirements,
-        registered_model_name=registered_name(model) if register else None)
+    with room_for_artifacts("logging the tagger to MLflow"):
+        mlflow.pyfunc.log_model(
+            name="tagger", python_model=TaggerModel(), artifacts={"tagger": str(tagger_file)},
+            code_paths=[str(Path(pipeline.__file__).parent)], signature=infer_signature(examples, outputs),
+            input_example=examples, pip_requirements=requirements,
+            registered_model_name=registered_name(model) if register else None)
 
 
 def download_model(uri: str) -> Path:

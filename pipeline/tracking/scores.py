@@ -27,7 +27,7 @@ from pipeline.tracking.experiment import (
     seed_run_description,
 )
 from pipeline.tracking.models import set_aliases
-from pipeline.tracking.store import DESCRIPTION, SUMMARY_RUN, SUMMARY_TAG, run_tags, tracking_uri
+from pipeline.tracking.store import DESCRIPTION, SUMMARY_RUN, SUMMARY_TAG, room_for_artifacts, run_tags, tracking_uri
 
 
 def breakdown_table(evaluation: Evaluation) -> pd.DataFrame:
@@ -86,9 +86,10 @@ def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Pa
                                     f"{prefix}_{split}_ci95_high": gain["ci95"][1],
                                     f"{prefix}_{split}_std": gain["seeds"]["std"],
                                     f"{prefix}_{split}_p_value": gain["p_value"]})
-        mlflow.log_table(breakdown_table(evaluation), "breakdown.json")
-        for path in [*reports, *figures]:
-            mlflow.log_artifact(str(path), "figures" if path.suffix == ".png" else None)
+        with room_for_artifacts("logging the evaluation's reports to MLflow"):
+            mlflow.log_table(breakdown_table(evaluation), "breakdown.json")
+            for path in [*reports, *figures]:
+                mlflow.log_artifact(str(path), "figures" if path.suffix == ".png" else None)
     summary_link = run_link(experiment_id, summary.info.run_id)
     client = mlflow.MlflowClient()
     client.log_inputs(summary.info.run_id, dataset_inputs(evaluation.splits, data))
@@ -103,8 +104,9 @@ def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Pa
                    for entity_type, type_scores in result["per_type"].items()}
         client.log_batch(run.info.run_id, metrics=[Metric(key, value, now, 0) for key, value in values.items()])
         client.log_inputs(run.info.run_id, dataset_inputs(["train", *evaluation.splits], data))
-        for figure in figures:
-            client.log_artifact(run.info.run_id, str(figure), "figures")
+        with room_for_artifacts("logging the figures to MLflow"):
+            for figure in figures:
+                client.log_artifact(run.info.run_id, str(figure), "figures")
         client.set_tag(run.info.run_id, SUMMARY_TAG, summary.info.run_id)
         if "mlflow.parentRunId" in run.data.tags:  # nested under an older summary by earlier versions
             client.delete_tag(run.info.run_id, "mlflow.parentRunId")

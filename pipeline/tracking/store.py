@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import mlflow
 import requests
@@ -23,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import DatabaseError
 
 from pipeline.errors import PipelineError
+from pipeline.files import raise_if_no_room
 from pipeline.layout import project_root
 from pipeline.params import env_seconds
 
@@ -74,6 +76,18 @@ def start_experiment(name: str = EXPERIMENT) -> str:
     mlflow.set_experiment(experiment_id=experiment_id)
     close_abandoned_runs(experiment_id)
     return experiment_id
+
+
+@contextmanager
+def room_for_artifacts(doing: str):
+    """A full disk (or quota) while MLflow writes artifacts: one line naming the artifact store, and the
+    exception goes on through the run's block, which ends the run FAILED (not RUNNING)."""
+    try:
+        yield
+    except OSError as error:
+        where = mlflow.get_artifact_uri() if mlflow.active_run() else tracking_uri()
+        raise_if_no_room(error, where.removeprefix("file://"), doing)
+        raise
 
 
 def read_experiment(uri: str, name: str):
