@@ -91,7 +91,10 @@ class TaskProgress:
     task: str
 
     def report(self, row: dict) -> None:
-        self.queue.put({"task": self.task, **row})
+        # sent without waiting for the queue's answer: a task blocked in ray.get hands its CPU back
+        # to Ray, which then starts another training on it (3 trainings on 2 cores, measured); the
+        # queue is unbounded and one caller's calls to an actor arrive in order
+        self.queue.actor.put_nowait.remote({"task": self.task, **row})
 
 
 def check_reachable(address: str, timeout: float = 10) -> None:

@@ -1,0 +1,54 @@
+"""The frontier's arithmetic: a shorter patience read from a longer training's history stops where
+Keras' EarlyStopping would, and the rule picks the fastest recipe within one std of the best."""
+import json
+
+import keras
+import numpy as np
+
+from benchmarks import frontier
+
+HISTORY = [{"epoch": e + 1, "dev_f1": f1, "seconds": 10.0}
+           for e, f1 in enumerate([80.0, 85.0, 84.0, 86.0, 85.5, 85.9, 86.0, 85.0, 84.0])]
+
+
+def keras_stop(history, patience):
+    """Where Keras' own EarlyStopping stops on these dev F1s, and the best it restores."""
+    stopper = keras.callbacks.EarlyStopping(monitor="val_f1", mode="max", patience=patience)
+    stopper.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stopper.model.stop_training = False  # as fit() sets it
+    stopper.on_train_begin()
+    for epoch, row in enumerate(history):
+        stopper.on_epoch_end(epoch, {"val_f1": row["dev_f1"]})
+        if stopper.model.stop_training:
+            return max(r["dev_f1"] for r in history[: epoch + 1]), epoch + 1
+    return max(r["dev_f1"] for r in history), len(history)
+
+
+def test_a_shorter_patience_stops_where_keras_early_stopping_would():
+    for patience in (1, 2, 3, 4):
+        best, seconds, epochs = frontier.stopped(HISTORY, patience)
+        assert (best, epochs) == keras_stop(HISTORY, patience)
+        assert seconds == 10.0 * epochs
+
+
+def test_the_rule_picks_the_fastest_recipe_within_one_std_of_the_best(tmp_path, monkeypatch):
+    def trials(point, scores, seconds):
+        return [{"point": point, "seed": seed, "history": [{"epoch": 1, "dev_f1": f1, "seconds": seconds}]}
+                for seed, f1 in zip((42, 43, 44), scores)]
+    report = {"points": {"slow": {}, "fast": {"train.batch_size": 128}, "fastest": {"train.batch_size": 256}},
+              "trials": trials("slow", [90.0, 91.0, 92.0], 600) + trials("fast", [90.5, 90.0, 91.0], 200)
+              + trials("fastest", [88.0, 88.5, 89.0], 100),
+              "machine": {"cpu": "x"}, "date": "2026-11-30", "model": "char_cnn", "seeds": [42, 43, 44]}
+    rows = frontier.recipes(report)
+    best, chosen, threshold = frontier.choose(rows)
+    assert best["point"] == "slow" and threshold == 90.0  # mean 91, std 1
+    assert chosen["point"] == "fast" and chosen["minutes_mean"] == round(200 / 60, 2)
+    assert np.isclose(chosen["dev_f1_mean"], 90.5)
+    path = tmp_path / "search.json"
+    path.write_text(json.dumps(report))
+    monkeypatch.setattr(frontier, "FRONTIER_FILE", tmp_path / "frontier.json")
+    monkeypatch.setattr(frontier, "FIGURE_FILE", tmp_path / "frontier.png")
+    frontier.main([str(path)])
+    written = json.loads((tmp_path / "frontier.json").read_text())
+    assert written["chosen"]["recipe"] == "fast, patience 1" and written["best"] == "slow, patience 1"
+    assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
