@@ -40,6 +40,7 @@ COMMANDS = {
     "tracking-server": Command("pipeline.cli.tracking_server", "run a team MLflow server on PostgreSQL"),
     "benchmark": Command("benchmarks.speed", "measure training and tagging speed -> reports/benchmark.json"),
     "scale-benchmark": Command("benchmarks.scale", "serial vs parallel trainings -> reports/scale.json"),
+    "frontier": Command("benchmarks.frontier", "a search's speed-accuracy frontier and the recipe its rule picks"),
 }
 
 
