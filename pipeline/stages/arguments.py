@@ -34,7 +34,7 @@ def stage_io(stage: str) -> dict[str, list[str]]:
     if stage == "check_params":
         params = ["every key"]
     return {"params": params,
-            "reads": [dep for dep in names(spec.get("deps")) if not dep.endswith(".py")],
+            "reads": [dep for dep in names(spec.get("deps")) if not dep.startswith("pipeline/")],  # not its code
             "writes": names(spec.get("outs")) + names(spec.get("metrics"))}
 
 
