@@ -29,7 +29,7 @@ from pipeline.errors import PipelineError, exits_cleanly  # noqa: E402
 from pipeline.files import write_bytes_atomic, write_json_atomic  # noqa: E402
 from pipeline.layout import REPORTS_DIR  # noqa: E402
 
-PATIENCES = (1, 2, 3, 4)  # the search trains with patience 4 (params.yaml); shorter ones are read from it
+PATIENCES = (1, 2, 3, 4)  # the search trains with patience 4 (searches/frontier.yaml); shorter ones are read from it
 FRONTIER_FILE, FIGURE_FILE = REPORTS_DIR / "frontier.json", REPORTS_DIR / "frontier.png"
 
 

@@ -251,18 +251,22 @@ def speedups(new: dict, old: dict) -> dict:
             "first_epoch": round(old["first_epoch_seconds"] / new["first_epoch_seconds"], 2)}
 
 
-def time_full_repro(source: str) -> dict:
-    """`dvc repro` of the committed project in a fresh clone, data from `source` (data.source)."""
+def time_full_repro(source: str, clone: Path | None = None) -> dict:
+    """`dvc repro` of the committed project in a fresh clone (at `clone`, kept, with its own
+    MLflow store; else a temporary one), data from `source` (data.source)."""
     with tempfile.TemporaryDirectory() as folder:
-        clone = Path(folder) / "clone"
+        clone = clone or Path(folder) / "clone"
         subprocess.run(["git", "clone", "--quiet", ".", str(clone)], check=True)
         params = yaml.safe_load((clone / "params.yaml").read_text())
         params["data"]["source"] = source if source == "default" else str(Path(source).resolve())
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
         started = time.perf_counter()
-        subprocess.run(["dvc", "repro", "--quiet"], cwd=clone, check=True,
-                       env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"})
-        return {"seconds": round(time.perf_counter() - started), "seeds": params["train"]["seeds"],
+        subprocess.run(["dvc", "repro", "--quiet"], cwd=clone, check=True, env=env)
+        seconds = round(time.perf_counter() - started)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True)
+        return {"seconds": seconds, "commit": commit.stdout.strip(), "seeds": params["train"]["seeds"],
+                "recipe": {key: params["train"][key] for key in ("batch_size", "learning_rate", "patience")},
                 "command": "dvc repro (fresh clone, default params.yaml, data from a local mirror)"}
 
 
@@ -291,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", type=lambda text: [name for name in text.split(",") if name],
                         help="comma-separated taggers of params.yaml's models (default: all)")
     parser.add_argument("--repro", action="store_true", help="also time a full dvc repro in a fresh clone")
+    parser.add_argument("--repro-only", type=Path, metavar="CLONE",
+                        help="only time a full dvc repro, in a fresh clone made at CLONE and kept (its models, "
+                             "reports and MLflow store) -> reports/repro_time.json")
     parser.add_argument("--source", default=os.environ.get("NER_SHARED_DATA", "default"),
                         help="data.source for --repro: a local data mirror (default: $NER_SHARED_DATA, "
                              "else the public URLs)")
@@ -313,7 +320,14 @@ def main(argv: list[str] | None = None) -> None:
 
     # the driver runs in this working tree: today's modules
     from pipeline.files import write_json_atomic
-    from pipeline.layout import BENCHMARK_FILE
+    from pipeline.layout import BENCHMARK_FILE, REPORTS_DIR
+    if args.repro_only:
+        report = {"command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+                  "full_repro": time_full_repro(args.source, args.repro_only.resolve())}
+        write_json_atomic(REPORTS_DIR / "repro_time.json", report)
+        print(json.dumps(report, indent=2))
+        return
     from pipeline.params import load_params
     params = load_params()
     models = args.models or list(params.models)

@@ -45,11 +45,17 @@ class FixedTagger:
         """A stand-in is the training its folder describes."""
 
 
+LOGGED: list[tuple[str, str, bool]] = []
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """A project folder with its SQLite store, the data manifest, and one registered training run per
     (model, seed), as the train stage leaves them."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # the stand-ins have no tagger.keras to log: what would be logged is recorded instead
+    monkeypatch.setattr(models, "log_tagger", lambda file, model, register: LOGGED.append((str(file), model, register)))
+    LOGGED.clear()
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data/raw").mkdir(parents=True)
@@ -78,7 +84,7 @@ def evaluate_and_log(runs, monkeypatch, worse: str):
     lexicon = Lexicon(frozenset({"peter", "berlin"}), frozenset({"berlin", "london"}), True, True)
     breakdown = break_down(result, data, lexicon, EVALUATE)
     result.metrics["breakdown"] = rounded({"word_categories": list(breakdown.categories), **breakdown.metrics})
-    return scores.log_evaluation(result, [], [], DATA)
+    return scores.log_evaluation(result, [], [], DATA, register=True)
 
 
 def test_experiment_opens_as_model_training_with_a_description(store, monkeypatch):
@@ -148,3 +154,15 @@ def test_champion_is_the_better_tagger_on_dev_and_moves_when_the_ranking_does(st
     evaluate_and_log(store, monkeypatch, worse="char_cnn")  # a re-evaluation that ranks them the other way
     assert set(client.get_registered_model("ner-baseline").aliases) == {"champion"}
     assert set(client.get_registered_model("ner-char-cnn").aliases) == {"challenger"}
+
+
+def test_only_each_model_s_best_seed_on_dev_logs_its_tagger_and_only_once(store, monkeypatch):
+    client = mlflow.MlflowClient()
+    ends = {run.seed: client.get_run(run.summary["mlflow_run_id"]).info.end_time for run in store["char_cnn"]}
+    evaluate_and_log(store, monkeypatch, worse="baseline")
+    # seeds tie on dev: the first; the other seeds' taggers stay in DVC only
+    assert LOGGED == [(f"models/{model}/seed_{SEEDS[0]}/tagger.keras", model, True) for model in ("baseline", "char_cnn")]
+    best = client.get_run(store["char_cnn"][0].summary["mlflow_run_id"])
+    assert best.data.tags["tagger"] == "logged" and best.info.end_time == ends[SEEDS[0]]  # its Duration unchanged
+    evaluate_and_log(store, monkeypatch, worse="baseline")  # evaluated again: nothing logged twice
+    assert len(LOGGED) == 2

@@ -41,7 +41,7 @@ def test_a_full_disk_while_a_trained_pair_is_written_is_one_line_naming_the_file
     script = ("from pathlib import Path\n"
               "from pipeline.errors import exits_cleanly\n"
               "from pipeline.model.trained import save_trained\n"
-              f"exits_cleanly(save_trained)(Path({str(tmp_path / 'pair')!r}), bytes(1_000_000),"
+              f"exits_cleanly(save_trained)(Path({str(tmp_path / 'pair')!r}), bytes(1_000_000), None,"
               " [{'epoch': 1, 'train_loss': 1.0, 'dev_f1': 50.0, 'seconds': 1.0}], {'model': 'baseline'})\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             preexec_fn=limit_file_size, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
@@ -71,15 +71,18 @@ def test_written_files_take_the_umask_and_are_fsynced(tmp_path, monkeypatch):
 
 
 def test_an_empty_truncated_or_swapped_tagger_is_not_kept(tmp_path):
-    from pipeline.model.trained import SUMMARY_FILE, TAGGER_FILE, save_trained, tagger_is_intact
+    from pipeline.model.trained import FROZEN_ROWS_FILE, SUMMARY_FILE, TAGGER_FILE, save_trained, tagger_is_intact
 
     history = [{"epoch": 1, "train_loss": 1.0, "dev_f1": 50.0, "seconds": 1.0}]
     folder = tmp_path / "seed_42"
-    save_trained(folder, b"PK" + bytes(1000), history, {"model": "baseline"})
+    save_trained(folder, b"PK" + bytes(1000), b"NUMPY" + bytes(100), history, {"model": "baseline"})
     summary = json.loads((folder / SUMMARY_FILE).read_text())
     assert tagger_is_intact(folder, summary)
-    for damaged in (b"", b"PK" + bytes(500), b"PK" + bytes(999) + b"x"):
-        (folder / TAGGER_FILE).write_bytes(damaged)
+    for name, intact in ((TAGGER_FILE, b"PK" + bytes(1000)), (FROZEN_ROWS_FILE, b"NUMPY" + bytes(100))):
+        for damaged in (b"", intact[: len(intact) // 2], intact[:-1] + b"x"):
+            (folder / name).write_bytes(damaged)
+            assert not tagger_is_intact(folder, summary)
+        (folder / name).unlink()
         assert not tagger_is_intact(folder, summary)
-    (folder / TAGGER_FILE).unlink()
-    assert not tagger_is_intact(folder, summary)
+        (folder / name).write_bytes(intact)
+        assert tagger_is_intact(folder, summary)

@@ -1,20 +1,24 @@
 """The Python API and the predict command on a small (untrained) tagger saved to disk."""
+import hashlib
 import json
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from pipeline import Tagger
 from pipeline.cli.predict import main as predict
 from pipeline.data.tokenize import tokenize
 from pipeline.errors import PipelineError
-from pipeline.model.network import build_tagger
+from pipeline.model.network import build_encoder, build_network, build_tagger, frozen_word_rows, pad_batch
 from pipeline.model.tagger import entities_of, list_digest, tagger_identity
+from pipeline.model.trained import FROZEN_ROWS_FILE, npy_bytes
+from pipeline.params import TaggerParams
 from tests.conftest import REPO_ROOT
-from tests.test_model import CHARS, TAGS, WORDS, make_tagger
+from tests.test_model import CHARS, PARAMS, TAGS, WORDS, make_tagger
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +229,36 @@ def test_a_tagger_whose_vocabulary_is_not_its_own_is_refused(tmp_path):
         f"{tmp_path}/mixed/tagger.keras: its words vocabulary (sha256 {list_digest(WORDS)[:12]}) is not the one it "
         f"was trained with (sha256 {list_digest(other_words)[:12]}): the file mixes two taggers' parts; train it "
         "again (dvc repro)")
+
+
+def test_a_tagger_reads_its_frozen_word_rows_from_beside_it_and_refuses_another_training_s(tmp_path):
+    """The frozen pretrained rows live in frozen_rows.npy beside tagger.keras (one file that DVC
+    caches once for every tagger of a run), checked against the digest the tagger carries."""
+    vectors = np.random.default_rng(0).normal(size=(len(WORDS), 16)).astype("float32")
+    params = TaggerParams(**{**PARAMS.model.model_dump(), "word_vectors": "none", "word_dim": 16,
+                             "char_encoder": "none", "casing": False})
+    encoder = build_encoder(WORDS, None, False, 8)
+    network = build_network(len(WORDS) + 2, 2, len(TAGS), params, vectors, trained_words=3)  # Peter, lives, . frozen
+    frozen = npy_bytes(frozen_word_rows(vectors, 3))
+    in_memory = build_tagger(encoder, network, TAGS, tagger_identity("baseline", "f" * 64, WORDS, None, frozen))
+    folder = tmp_path / "seed_1"
+    folder.mkdir()
+    in_memory.save(folder / "tagger.keras")
+    (folder / FROZEN_ROWS_FILE).write_bytes(frozen)
+    sentences = [["Peter", "lives", "in", "Berlin", "."]]
+    loaded = Tagger.load(folder)
+    assert loaded.model.predict_on_batch(pad_batch(sentences)).tolist() == \
+        in_memory.predict_on_batch(pad_batch(sentences)).tolist()
+    np.testing.assert_array_equal(loaded.model.get_layer("network").get_layer("word_embedding").rows(),
+                                  network.get_layer("word_embedding").rows())
+
+    (folder / FROZEN_ROWS_FILE).write_bytes(npy_bytes(frozen_word_rows(vectors * 2, 3)))  # another vocabulary's
+    other = hashlib.sha256((folder / FROZEN_ROWS_FILE).read_bytes()).hexdigest()
+    assert load_error(folder) == (
+        f"{folder}/{FROZEN_ROWS_FILE}: not the frozen word vectors {folder}/tagger.keras was trained with (sha256 "
+        f"{other[:12]}, it expects {hashlib.sha256(frozen).hexdigest()[:12]}); restore the folder (dvc checkout) or "
+        "train it again (dvc repro)")
+    (folder / FROZEN_ROWS_FILE).unlink()
+    assert load_error(folder) == (
+        f"{folder}/{FROZEN_ROWS_FILE}: cannot read the tagger's frozen word vectors (No such file or directory); "
+        "restore the folder (dvc checkout or dvc pull) or train it again (dvc repro)")

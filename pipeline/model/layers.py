@@ -191,35 +191,43 @@ class TagDecoder(layers.Layer):
 @keras.saving.register_keras_serializable(package="ner")
 class WordEmbedding(layers.Layer):
     """Word ids -> vectors from two tables: the first `trained_rows` ids (padding, OOV and every word
-    seen in training) in a fine-tuned float32 table; the other ids (pretrained words that training
-    never sees) in a frozen float16 table.
+    seen in training) in a fine-tuned table; the other ids (pretrained words that training never
+    sees) in a frozen table.
 
     Training changes only the rows it looks up, so freezing rows it never looks up changes nothing,
-    and it lets the whole GloVe vocabulary (400k words) ride in the tagger at 2 bytes a number:
-    38 MB instead of 80 MB, with no optimizer slots for the frozen part. Rows are read with
-    tf.nn.embedding_lookup (only the rows a batch uses; Keras' Embedding reads the whole table,
-    which TensorFlow copies on every read once the optimizer has updated rows in place)."""
+    and it lets the whole GloVe vocabulary (400k words) ride with the tagger without optimizer
+    slots. The frozen table is not in the .keras file: it is the same for every tagger trained on
+    the same data and vocabulary, so it lives beside it, in float16 (FROZEN_ROWS_FILE,
+    pipeline/model/trained.py), and DVC's content-addressed cache keeps one copy for all of them.
+    It is computed in float32 (cast on loading): TensorFlow's oneDNN kernels lack float16 on some
+    CPUs, and a float32 table costs the same everywhere. Rows are read with tf.nn.embedding_lookup
+    (only the rows a batch uses; Keras' Embedding reads the whole table, which TensorFlow copies on
+    every read once the optimizer has updated rows in place)."""
 
     def __init__(self, n_words: int, dim: int, trained_rows: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.n_words, self.dim = n_words, dim
         self.trained_rows = n_words if trained_rows is None else trained_rows
         self.supports_masking = True
+        self.frozen_loaded = False  # set once the frozen rows are in place (loading a tagger checks it)
+
+    @property
+    def frozen_count(self) -> int:
+        return self.n_words - self.trained_rows
 
     def build(self, input_shape):
         self.trained = self.add_weight(shape=(self.trained_rows, self.dim), name="embeddings",
                                        initializer=keras.initializers.RandomUniform(-0.05, 0.05))  # as Keras'
-        self.frozen = self.add_weight(shape=(self.n_words - self.trained_rows, self.dim), name="frozen_embeddings",
-                                      initializer="zeros", dtype="float16", trainable=False)
+        self.frozen = self.add_weight(shape=(self.frozen_count, self.dim), name="frozen_embeddings",
+                                      initializer="zeros", trainable=False)
 
     def call(self, word_ids):
         is_frozen = word_ids >= self.trained_rows
         # frozen positions look up row 0 (padding) of the trained table: masked, and no gradient reaches OOV
         trained = tf.nn.embedding_lookup(self.trained.value, tf.where(is_frozen, tf.zeros_like(word_ids), word_ids))
-        if self.n_words == self.trained_rows:
+        if self.frozen_count == 0:
             return trained
-        frozen_ids = tf.maximum(word_ids - self.trained_rows, 0)
-        frozen = tf.cast(tf.nn.embedding_lookup(self.frozen.value, frozen_ids), trained.dtype)
+        frozen = tf.nn.embedding_lookup(self.frozen.value, tf.maximum(word_ids - self.trained_rows, 0))
         return tf.where(is_frozen[..., None], frozen, trained)
 
     def compute_mask(self, word_ids, mask=None):
@@ -228,13 +236,31 @@ class WordEmbedding(layers.Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.dim)
 
+    def save_own_variables(self, store):
+        store["0"] = ops.convert_to_numpy(self.trained)  # the frozen rows are saved beside the file
+
+    def load_own_variables(self, store):
+        self.trained.assign(store["0"])
+        if "1" in store:  # a tagger saved before the frozen rows moved out of the file carries them
+            self.set_frozen(np.asarray(store["1"]))
+
+    def set_frozen(self, rows: np.ndarray) -> None:
+        """The frozen table, as stored (float16): computed in float32."""
+        self.frozen.assign(rows.astype(np.float32))
+        self.frozen_loaded = True
+
     def set_rows(self, vectors: np.ndarray) -> None:
-        """Every row, trained and frozen, from one (n_words, dim) matrix."""
+        """Every row, trained and frozen, from one (n_words, dim) matrix; the frozen ones rounded to
+        float16, as they are stored."""
         self.trained.assign(vectors[: self.trained_rows])
-        self.frozen.assign(vectors[self.trained_rows :].astype(np.float16))
+        self.set_frozen(vectors[self.trained_rows :].astype(np.float16))
+
+    def frozen_rows(self) -> np.ndarray:
+        """The frozen table as it is stored: float16."""
+        return ops.convert_to_numpy(self.frozen).astype(np.float16)
 
     def rows(self) -> np.ndarray:
-        return np.concatenate([ops.convert_to_numpy(self.trained), ops.convert_to_numpy(self.frozen).astype(np.float32)])
+        return np.concatenate([ops.convert_to_numpy(self.trained), ops.convert_to_numpy(self.frozen)])
 
     def get_config(self):
         return {**super().get_config(), "n_words": self.n_words, "dim": self.dim, "trained_rows": self.trained_rows}

@@ -12,16 +12,18 @@ what `ner predict --model <uri>` does; tagging itself needs no MLflow.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
 from pipeline.data.tokenize import tokenize
 from pipeline.errors import PipelineError
-from pipeline.model.trained import SUMMARY_FILE, find_tagger_file
+from pipeline.model.trained import FROZEN_ROWS_FILE, SUMMARY_FILE, find_tagger_file
 
 
 @dataclass
@@ -71,11 +73,14 @@ def list_digest(items: list[str]) -> str:
     return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
 
 
-def tagger_identity(model: str, fingerprint: str, words: list[str], chars: list[str] | None) -> dict:
+def tagger_identity(model: str, fingerprint: str, words: list[str], chars: list[str] | None,
+                    frozen_rows: bytes | None = None) -> dict:
     """What a saved tagger knows of itself: its model name, its training's fingerprint (the one
-    summary.json records) and the digests of the vocabularies its token encoder embeds."""
+    summary.json records), the digests of the vocabularies its token encoder embeds and that of
+    the frozen word rows it reads from beside its file (FROZEN_ROWS_FILE)."""
     return {"model": model, "fingerprint": fingerprint, "words_sha256": list_digest(words),
-            "chars_sha256": list_digest(chars) if chars is not None else None}
+            "chars_sha256": list_digest(chars) if chars is not None else None,
+            "frozen_rows_sha256": hashlib.sha256(frozen_rows).hexdigest() if frozen_rows is not None else None}
 
 
 WINDOW = 1000  # tokens: a longer sentence is tagged in consecutive windows of this many
@@ -119,7 +124,9 @@ class Tagger:
         return tagger
 
     @classmethod
-    def from_file(cls, tagger_file: str | Path) -> "Tagger":
+    def from_file(cls, tagger_file: str | Path, frozen_rows_file: str | Path | None = None) -> "Tagger":
+        """The tagger of a .keras file, with the frozen word rows of `frozen_rows_file` (default:
+        FROZEN_ROWS_FILE beside it) where it has some."""
         import keras
 
         from pipeline.model import network as _custom_layers  # noqa: F401  (registers the custom layers)
@@ -134,7 +141,35 @@ class Tagger:
             raise PipelineError(f"{tagger_file}: this version cannot load it as a tagger ({cause}); a tagger saved "
                                 "by another version of the project must be trained again (dvc repro)") from None
         tagger.check_vocabularies()
+        tagger.attach_frozen_rows(Path(frozen_rows_file or Path(tagger_file).parent / FROZEN_ROWS_FILE))
         return tagger
+
+    def attach_frozen_rows(self, path: Path) -> None:
+        """Put the frozen word rows in place from their file, if the tagger has some and its .keras
+        file did not carry them (taggers saved before they moved out of it did); the file must be
+        the one it was trained with."""
+        embedding = self.model.get_layer("network").get_layer("word_embedding")
+        if embedding.frozen_count == 0 or embedding.frozen_loaded:
+            return
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise PipelineError(f"{path}: cannot read the tagger's frozen word vectors ({error.strerror}); restore "
+                                "the folder (dvc checkout or dvc pull) or train it again (dvc repro)") from None
+        recorded = (self.identity or {}).get("frozen_rows_sha256")
+        digest = hashlib.sha256(data).hexdigest()
+        if recorded is not None and digest != recorded:
+            raise PipelineError(f"{path}: not the frozen word vectors {self.source} was trained with (sha256 "
+                                f"{digest[:12]}, it expects {recorded[:12]}); restore the folder (dvc checkout) "
+                                "or train it again (dvc repro)")
+        try:
+            rows = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as error:
+            raise PipelineError(f"{path}: not a .npy file ({error})") from None
+        if rows.shape != (embedding.frozen_count, embedding.dim):
+            raise PipelineError(f"{path}: {rows.shape} frozen word vectors, {self.source} needs "
+                                f"{(embedding.frozen_count, embedding.dim)}; restore the folder (dvc checkout)")
+        embedding.set_frozen(rows)
 
     @property
     def identity(self) -> dict | None:

@@ -2,6 +2,8 @@
 benchmark read.
 
     models/<model>/seed_<n>/tagger.keras   the tagger (raw token strings in, tag strings out)
+                            frozen_rows.npy the word vectors it never trained (float16), the same
+                                           file in every folder of one run (DVC caches it once)
                             history.csv    the learning curve, one row per epoch
                             summary.json   best epoch, dev F1, training time, MLflow run id
 """
@@ -15,11 +17,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.errors import PipelineError
 from pipeline.files import file_digest, raise_if_no_room, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipeline.layout import seed_folder
 
 TAGGER_FILE = "tagger.keras"
+FROZEN_ROWS_FILE = "frozen_rows.npy"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
 
@@ -49,21 +54,34 @@ def keras_file_bytes(keras_tagger) -> bytes:
         return path.read_bytes()
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as the bytes of its .npy file (the same array, the same bytes)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
 def tagger_is_intact(folder: Path, summary: dict) -> bool:
-    """The folder's tagger.keras is the file its summary.json recorded (same SHA-256): not
-    empty, truncated, or another training's."""
+    """The folder's tagger.keras (and frozen_rows.npy) are the files its summary.json recorded
+    (same SHA-256): not empty, truncated, or another training's."""
     try:
-        return summary.get("tagger_sha256") == file_digest(folder / TAGGER_FILE)
+        frozen = summary.get("frozen_rows_sha256")
+        return (summary.get("tagger_sha256") == file_digest(folder / TAGGER_FILE)
+                and (frozen is None or frozen == file_digest(folder / FROZEN_ROWS_FILE)))
     except OSError:
         return False
 
 
-def save_trained(folder: Path, tagger_file: bytes, history: list[dict], summary: dict) -> Path:
+def save_trained(folder: Path, tagger_file: bytes, frozen_rows: bytes | None, history: list[dict], summary: dict
+                 ) -> Path:
     """Write a seed folder (inside a staging folder that the caller renames into place); return
-    the tagger's file. summary.json records the tagger's SHA-256, written last."""
+    the tagger's file. summary.json records the files' SHA-256, written last."""
     folder.mkdir(parents=True)
     write_bytes_atomic(folder / TAGGER_FILE, tagger_file)  # a full disk: one line naming the file
     summary = {**summary, "tagger_sha256": hashlib.sha256(tagger_file).hexdigest()}
+    if frozen_rows is not None:
+        write_bytes_atomic(folder / FROZEN_ROWS_FILE, frozen_rows)
+        summary["frozen_rows_sha256"] = hashlib.sha256(frozen_rows).hexdigest()
     rows = io.StringIO()
     writer = csv.DictWriter(rows, fieldnames=list(history[0]))
     writer.writeheader()

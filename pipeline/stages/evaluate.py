@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = make_figures(result)
         write_text_atomic(COMPARISON_FILE, comparison_markdown(result))
         write_text_atomic(EXAMPLES_FILE, examples_markdown(breakdown.examples))
-    log_evaluation(result, figures, [METRICS_FILE, COMPARISON_FILE, EXAMPLES_FILE], params.data)
+    log_evaluation(result, figures, [METRICS_FILE, COMPARISON_FILE, EXAMPLES_FILE], params.data,
+                   params.mlflow.register)
 
 
 if __name__ == "__main__":

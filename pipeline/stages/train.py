@@ -1,5 +1,6 @@
 """Stage `train`: train every tagger of params.yaml's `models` once per seed -> models/<model>/
-seed_<n>/, one MLflow run per (model, seed).
+seed_<n>/, one MLflow run per (model, seed) (the tagger itself is logged by `evaluate`, for each
+model's best seed on dev).
 
 Every (model, seed) pair is one Ray task (pipeline/training/fit.py), all in this one stage so
 that a cluster can run them at once. Pairs whose fingerprint is unchanged are kept
@@ -16,15 +17,15 @@ from pipeline.model.trained import save_trained
 from pipeline.params import Params, load_params
 from pipeline.progress import StageProgress, native_stderr_to_log
 from pipeline.stages.arguments import parse_stage_args
-from pipeline.tracking import models, runs
+from pipeline.tracking import runs
 from pipeline.tracking.experiment import open_experiment
 from pipeline.training import cluster
-from pipeline.training.fit import TrainedPair, check_recipe, train_pair
+from pipeline.training.fit import TrainedPair, check_recipe, frozen_rows_file, train_pair
 from pipeline.training.pairs import pair_summary, plan, staged_pair
 
 
 def install(name: str, seed: int, result: TrainedPair, params: Params, expected: str, train: list[Sentence],
-            vocabulary: Vocabulary, where: cluster.Cluster) -> dict:
+            vocabulary: Vocabulary, frozen_rows: bytes | None, where: cluster.Cluster) -> dict:
     """Log a finished pair's MLflow run and move its folder into place; return its summary."""
     summary = pair_summary(name, seed, result, train, expected)
     sizes = {"n_words": len(vocabulary.words), "n_chars": len(vocabulary.chars), "n_tags": len(vocabulary.tags),
@@ -33,10 +34,9 @@ def install(name: str, seed: int, result: TrainedPair, params: Params, expected:
     with staged_pair(name, seed) as folder, runs.training_run(name, seed, params, sizes, tags,
                                                                result.started) as run_id:
         summary = {"mlflow_run_id": run_id, **summary}
-        tagger_file = save_trained(folder, result.tagger, result.history, summary)
+        save_trained(folder, result.tagger, frozen_rows, result.history, summary)
         runs.log_history(result.history, result.started)
         runs.log_training_result(summary["best_epoch"], result.seconds)
-        models.log_tagger(tagger_file, name, params.mlflow.register)
     return summary
 
 
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     expected, todo = plan(params)
     if not todo:
         return
+    frozen_rows = frozen_rows_file(vocabulary, train, params.vocab.lowercase)  # one file for every pair
     where = cluster.connect(params.cluster)
     progress = StageProgress("train", len(todo))
     try:
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         for label, result in cluster.run_tasks(train_pair, calls, params.train.threads, where,
                                                params.cluster.max_retries, on_progress=progress.epoch):
             name, seed = pairs[label]
-            summary = install(name, seed, result, params, expected[name, seed], train, vocabulary, where)
+            summary = install(name, seed, result, params, expected[name, seed], train, vocabulary, frozen_rows,
+                              where)
             progress.finished(label, result.output, f"best dev F1 {summary['best_dev_f1']:.2f} in epoch "
                               f"{summary['best_epoch']} of {summary['epochs_run']}, {summary['train_seconds']:.0f} s")
     finally:

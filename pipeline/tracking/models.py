@@ -1,6 +1,9 @@
-"""The tagger as an MLflow model: logged once per training as the pyfunc model `tagger` (raw
-text in; tokens, tags and entity spans out) whose artifacts hold the Keras file; the model
-registry's names and the champion/challenger aliases; and fetching a model by its URI."""
+"""The tagger as an MLflow model: the pyfunc model `tagger` (raw text in; tokens, tags and
+entity spans out) whose artifacts hold the Keras file and its frozen word rows, logged by
+`evaluate` on the training run of each model's best seed on dev (the one `Tagger.load` picks in
+models/<name>; the other seeds' taggers stay in DVC only, so a run does not store the 38 MB of
+frozen rows nine times); the model registry's names and the champion/challenger aliases; and
+fetching a model by its URI."""
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +18,7 @@ from mlflow.models import infer_signature
 
 from pipeline.errors import PipelineError
 from pipeline.evaluation.scoring import Evaluation
+from pipeline.model.trained import FROZEN_ROWS_FILE, TAGGER_FILE
 from pipeline.tracking.store import SUMMARY_RUN, check_server, room_for_artifacts, tracking_uri
 
 EXAMPLES = ["Peter Blackburn lives in Berlin and works for the European Commission.",
@@ -37,7 +41,7 @@ with contextlib.redirect_stderr(io.StringIO()):
 
         def load_context(self, context):
             from pipeline.model.tagger import Tagger
-            self.tagger = Tagger.from_file(context.artifacts["tagger"])
+            self.tagger = Tagger.from_file(context.artifacts["tagger"], context.artifacts.get("frozen_rows"))
 
         def predict(self, context, model_input, params=None):
             texts = model_input["text"].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
@@ -50,8 +54,35 @@ def is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+TAGGER_LOGGED = "tagger"  # run tag: the run holds the pyfunc model `tagger`
+
+
+def best_seed(evaluation: Evaluation, model: str) -> int:
+    seeds = evaluation.metrics[model]["dev"]["seeds"]["per_seed"]
+    return max(evaluation.seeds, key=lambda seed: seeds[str(seed)])
+
+
+def log_best_taggers(evaluation: Evaluation, runs: dict[tuple[str, int], mlflow.entities.Run], register: bool
+                     ) -> None:
+    """Log each model's best seed on dev as the pyfunc model `tagger` of its training run (and
+    register it if asked), unless that run already holds it."""
+    client = mlflow.MlflowClient()
+    for model in evaluation.models:
+        seed = best_seed(evaluation, model)
+        run = runs.get((model, seed))
+        if run is None or run.data.tags.get(TAGGER_LOGGED) == "logged":
+            continue
+        folder = next(trained.folder for trained in evaluation.runs[model] if trained.seed == seed)
+        with mlflow.start_run(run_id=run.info.run_id):
+            log_tagger(folder / TAGGER_FILE, model, register)
+            mlflow.set_tag(TAGGER_LOGGED, "logged")
+        # reopening moved the run's end to now: the runs table's Duration is the training's
+        client.set_terminated(run.info.run_id, end_time=run.info.end_time)
+
+
 def log_tagger(tagger_file: Path, model: str, register: bool) -> None:
-    """Log the tagger as the pyfunc model "tagger" of the active run (and register it if asked)."""
+    """Log the tagger (and its frozen word rows) as the pyfunc model "tagger" of the active run
+    (and register it if asked)."""
     import keras
     import tensorflow as tf
 
@@ -63,10 +94,15 @@ def log_tagger(tagger_file: Path, model: str, register: bool) -> None:
     outputs = [result.to_dict() for result in Tagger.from_file(tagger_file).tag(EXAMPLES)]
     with room_for_artifacts("logging the tagger to MLflow"):
         mlflow.pyfunc.log_model(
-            name="tagger", python_model=TaggerModel(), artifacts={"tagger": str(tagger_file)},
+            name="tagger", python_model=TaggerModel(), artifacts=tagger_artifacts(tagger_file),
             code_paths=[str(Path(pipeline.__file__).parent)], signature=infer_signature(examples, outputs),
             input_example=examples, pip_requirements=requirements,
             registered_model_name=registered_name(model) if register else None)
+
+
+def tagger_artifacts(tagger_file: Path) -> dict[str, str]:
+    frozen = tagger_file.parent / FROZEN_ROWS_FILE
+    return {"tagger": str(tagger_file), **({"frozen_rows": str(frozen)} if frozen.is_file() else {})}
 
 
 def download_model(uri: str) -> Path:
@@ -86,9 +122,8 @@ def set_aliases(evaluation: Evaluation, runs: dict[tuple[str, int], mlflow.entit
     client, metrics = mlflow.MlflowClient(), evaluation.metrics
     ranking = sorted(evaluation.models, key=lambda model: -metrics[model]["dev"]["f1"])
     for rank, model in enumerate(ranking):
-        seeds = metrics[model]["dev"]["seeds"]["per_seed"]
-        best_seed = max(evaluation.seeds, key=lambda seed: seeds[str(seed)])
-        run = runs.get((model, best_seed))
+        seed = best_seed(evaluation, model)
+        run = runs.get((model, seed))
         name = registered_name(model)
         versions = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'") if run else []
         if not versions:
@@ -99,5 +134,5 @@ def set_aliases(evaluation: Evaluation, runs: dict[tuple[str, int], mlflow.entit
             client.delete_registered_model_alias(name, other)
         client.update_registered_model(name, description=(
             f"Tagger `{model}`: `{alias}` of the last evaluation ({rank + 1} of {len(ranking)} by mean dev F1, "
-            f"{metrics[model]['dev']['f1']:.2f}). The alias points at version {versions[0].version}, seed {best_seed}, "
+            f"{metrics[model]['dev']['f1']:.2f}). The alias points at version {versions[0].version}, seed {seed}, "
             f"the best seed on dev. Scores and gains: [{SUMMARY_RUN} run]({summary_link})."))

@@ -26,7 +26,7 @@ from pipeline.tracking.experiment import (
     save_runs_view,
     seed_run_description,
 )
-from pipeline.tracking.models import set_aliases
+from pipeline.tracking.models import log_best_taggers, set_aliases
 from pipeline.tracking.store import DESCRIPTION, SUMMARY_RUN, SUMMARY_TAG, room_for_artifacts, run_tags, tracking_uri
 
 
@@ -60,12 +60,14 @@ def existing_runs(evaluation: Evaluation) -> dict[tuple[str, int], mlflow.entiti
     return found
 
 
-def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Path], data: DataParams) -> str:
+def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Path], data: DataParams,
+                   register: bool) -> str:
     """One summary run with the gains, the datasets and the reports; each seed's scores, datasets,
     description and the figures on its training run (tagged with the summary's id; not nested under
-    it, since the UI collapses nested runs and hides them from its charts); the runs view, the
-    champion/challenger aliases of registered taggers, and the answer atop the experiment's
-    description. Returns the summary run's id."""
+    it, since the UI collapses nested runs and hides them from its charts); each model's best
+    tagger on its run (registered if `register`); the runs view, the champion/challenger aliases
+    of registered taggers, and the answer atop the experiment's description. Returns the summary
+    run's id."""
     experiment_id = open_experiment()
     runs = existing_runs(evaluation)
     metrics = evaluation.metrics
@@ -112,6 +114,7 @@ def log_evaluation(evaluation: Evaluation, figures: list[Path], reports: list[Pa
             client.delete_tag(run.info.run_id, "mlflow.parentRunId")
         client.set_tag(run.info.run_id, DESCRIPTION, seed_run_description(run, trained, scores, summary_link))
     save_runs_view(experiment_id, evaluation)
+    log_best_taggers(evaluation, runs, register)
     set_aliases(evaluation, runs, summary_link)
     describe_experiment(experiment_id, answer_line(evaluation))
     print(f"MLflow: the runs with their scores are at /#/experiments/{experiment_id}/runs?{MODEL_TRAINING_QUERY}"

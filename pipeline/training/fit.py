@@ -14,10 +14,10 @@ from pipeline.data.corpus import Sentence, in_scheme
 from pipeline.data.vocabulary import Vocabulary, trained_word_count
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import score
-from pipeline.model.network import build_trainable, tag_classes
+from pipeline.model.network import build_trainable, frozen_word_rows, tag_classes
 from pipeline.model.optimizers import decayed_learning_rate
 from pipeline.model.tagger import Tagger, tagger_identity
-from pipeline.model.trained import keras_file_bytes
+from pipeline.model.trained import keras_file_bytes, npy_bytes
 from pipeline.params import Params
 from pipeline.progress import captured_output
 from pipeline.training import cluster
@@ -89,6 +89,18 @@ def divergence_bound(train: list[Sentence], n_classes: int) -> float:
     return DIVERGENCE_FACTOR * mean_length * math.log(max(n_classes, 2))
 
 
+def frozen_rows_file(vocabulary: Vocabulary, train: list[Sentence], lowercase: bool) -> bytes | None:
+    """The .npy file of the word rows a tagger trained on `train` keeps frozen (those of pretrained
+    words that training never sees), written beside its tagger.keras; None without pretrained
+    vectors. The same bytes for every tagger of one run: the train stage writes it from here too."""
+    if vocabulary.word_vectors is None:
+        return None
+    trained = trained_word_count(vocabulary.words, train, lowercase)
+    if trained == len(vocabulary.words):
+        return None
+    return npy_bytes(frozen_word_rows(vocabulary.word_vectors, trained))
+
+
 def check_recipe(params: Params, train: list[Sentence], train_file: str) -> None:
     """A batch larger than the training set is a mistake in params.yaml, not a recipe: stop before training."""
     if params.train.batch_size > len(train):
@@ -109,7 +121,9 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
     tf.config.experimental.enable_op_determinism()
     spec = params.tagger(name)
     with_chars = spec.char_encoder != "none"
-    identity = tagger_identity(name, fingerprint, vocabulary.words, vocabulary.chars if with_chars else None)
+    frozen = frozen_rows_file(vocabulary, train, params.vocab.lowercase)
+    identity = tagger_identity(name, fingerprint, vocabulary.words, vocabulary.chars if with_chars else None,
+                               frozen)
     encoder, trainer, tagger = build_trainable(
         spec, params.train, vocabulary, params.vocab.lowercase, params.char_vocab.max_word_length,
         trained_word_count(vocabulary.words, train, params.vocab.lowercase), identity)

@@ -34,7 +34,7 @@ def fingerprint(params: Params, name: str, seed: int, inputs: dict[str, str]) ->
     settings = {"tagger": params.tagger(name).model_dump(), "train": params.train.model_dump(exclude={"seeds"}),
                 "seed": seed, "lowercase": params.vocab.lowercase,
                 "max_word_length": params.char_vocab.max_word_length, "dev_batch_size": params.evaluate.batch_size,
-                "register": params.mlflow.register, "inputs": inputs}
+                "inputs": inputs}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
