@@ -63,3 +63,30 @@ def test_a_cluster_address_where_nothing_listens_fails_at_once_naming_it(monkeyp
                                             r"refused\); start the cluster's head node \(ray start --head\), or "
                                             "unset RAY_ADDRESS"):
         cluster.connect(settings)
+
+
+def test_a_cluster_address_that_answers_but_is_not_ray_fails_by_the_deadline_naming_it(tmp_path):
+    """A port where another service listens: Ray would retry without end (it did for 600 s and
+    more); the driver gives up after NER_RAY_TIMEOUT seconds with one line, and the process ends."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # accepts connections, never speaks gRPC
+        port = listener.getsockname()[1]
+        script = ("from pipeline.errors import exits_cleanly\nfrom pipeline.params import ClusterParams\n"
+                  "from pipeline.progress import native_stderr_to_log\nfrom pipeline.training.cluster import connect\n"
+                  "native_stderr_to_log('train')  # as the train stage: Ray's own notices go to logs/train.log\n"
+                  "exits_cleanly(connect)(ClusterParams(local_cpus=1, gpus_per_task='auto', max_retries=0))\n")
+        env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}", "NER_RAY_TIMEOUT": "5",
+               "PYTHONPATH": str(REPO_ROOT)}
+        env.pop("RAY_AUTH_MODE", None)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                                timeout=120)  # a hang fails here
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: RAY_ADDRESS=127.0.0.1:{port}: no Ray cluster answered within 5 s (something listens there, but not "
+        f"a Ray head node); check the address (ray status --address 127.0.0.1:{port}), set NER_RAY_TIMEOUT=seconds "
+        "to wait longer, or unset RAY_ADDRESS to train on this machine"]

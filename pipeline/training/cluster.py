@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,9 @@ def connect(settings: ClusterParams) -> Cluster:
         if address:
             import pipeline
             # the workers of a remote cluster get this package (their environment has the requirements)
-            ray.init(address=address, runtime_env={"py_modules": [str(Path(pipeline.__file__).parent)],
-                                                   "excludes": ["__pycache__"], **quiet}, **common)
+            within_deadline(lambda: ray.init(address=address, runtime_env={
+                "py_modules": [str(Path(pipeline.__file__).parent)], "excludes": ["__pycache__"], **quiet}, **common),
+                address)
         else:
             # "local": a Ray of this process's own, even where `ray start` left one running
             ray.init(address="local", num_cpus=settings.local_cpus or os.cpu_count() or 1, runtime_env=quiet,
@@ -95,6 +97,36 @@ class TaskProgress:
         # to Ray, which then starts another training on it (3 trainings on 2 cores, measured); the
         # queue is unbounded and one caller's calls to an actor arrive in order
         self.queue.actor.put_nowait.remote({"task": self.task, **row})
+
+
+JOIN_TIMEOUT_ENV = "NER_RAY_TIMEOUT"  # seconds joining a cluster may take (30)
+
+
+def within_deadline(join: Callable[[], object], address: str) -> None:
+    """Run `join` (ray.init), but give up after NER_RAY_TIMEOUT seconds: at a port that answers but
+    is not a Ray head (another service, a head still starting), Ray retries without end."""
+    try:
+        timeout = float(os.environ.get(JOIN_TIMEOUT_ENV, "30"))
+    except ValueError:
+        raise PipelineError(f"{JOIN_TIMEOUT_ENV}={os.environ[JOIN_TIMEOUT_ENV]}: not a number of seconds") from None
+    outcome: list = []
+
+    def attempt():
+        try:
+            outcome.append(join())
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=attempt, daemon=True, name="ray-join")  # daemon: it may never return
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise PipelineError(f"RAY_ADDRESS={address}: no Ray cluster answered within {timeout:g} s (something listens "
+                            "there, but not a Ray head node); check the address (ray status --address "
+                            f"{address}), set {JOIN_TIMEOUT_ENV}=seconds to wait longer, or unset RAY_ADDRESS to "
+                            "train on this machine")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
 
 
 def check_reachable(address: str, timeout: float = 10) -> None:
