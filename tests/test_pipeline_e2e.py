@@ -370,6 +370,38 @@ def test_kill_9_of_the_whole_repro_then_repro_again_loses_nothing_and_leaves_no_
         "Data and pipelines are up to date."
 
 
+def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(repo, tmp_path):
+    """Ctrl-C in the terminal (SIGINT to dvc's whole process group) while a training runs: the
+    stage says one line, no traceback; the open run ends FAILED and the next `dvc repro` trains
+    what was left."""
+    repo, _ = repo
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1, 2]})
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        env.pop(name, None)
+    repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train"], cwd=copy, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        for line in repro.stdout:  # the first epoch's progress line: trainings are under way
+            if re.search(r"epoch +1/", line):
+                break
+        os.killpg(repro.pid, signal.SIGINT)
+        _, stderr = repro.communicate(timeout=120)
+    finally:
+        if repro.poll() is None:
+            os.killpg(repro.pid, signal.SIGKILL)
+    assert repro.returncode != 0
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "interrupted: what had finished is kept and nothing is half-written; run the same command again to go " \
+           "on" in stderr
+    assert len([line for line in stderr.splitlines() if line.strip()]) <= 3, stderr  # the stage's line and dvc's
+    assert not list((copy / "models").glob(".*"))  # no staging folder left
+    again = run([sys.executable, "-m", "dvc", "repro", "train"], copy)
+    assert "Traceback" not in again.stderr
+    for seed in (1, 2):
+        assert (copy / f"models/baseline/seed_{seed}/tagger.keras").is_file()
+
+
 def running_runs(store: str) -> list[str]:
     """Read-only, with sqlite3: an MLflow client here would race the stage's creation of the store."""
     path = Path(store.removeprefix("sqlite:///"))

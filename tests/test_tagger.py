@@ -162,13 +162,15 @@ def test_a_tagger_saved_before_the_modules_moved_still_loads_and_tags_as_it_did(
     assert type(tagger.model.get_layer("network").get_layer("char_encoder")).__module__ == "pipeline.model.layers"
 
 
-def test_ctrl_c_is_one_line_and_exit_status_130():
-    """Ctrl-C while a command waits (here predict, for its input on a pipe): no traceback."""
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_is_one_line_and_exit_status_130(signal_number):
+    """Ctrl-C (or a scheduler's SIGTERM) while a command waits (here predict, for its input on a
+    pipe): no traceback."""
     command = subprocess.Popen([sys.executable, "-m", "pipeline.cli.predict", "--model", "tests/fixtures/legacy_tagger"],
                                cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     time.sleep(8)  # past the imports: it is reading its input
-    command.send_signal(signal.SIGINT)
+    command.send_signal(signal_number)
     _, stderr = command.communicate(timeout=60)
     assert command.returncode == 130
     assert stderr == ("interrupted: what had finished is kept and nothing is half-written; run the same command "

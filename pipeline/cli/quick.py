@@ -6,6 +6,9 @@ a temporary copy of the repository, with these changes to params.yaml:
 
     data.train_limit=3000                the first 3,000 of the 14,041 train sentences
     train.epochs=10                      at most 10 epochs
+    train.batch_size=32                  small batches, as many updates as 10 epochs of 3,000
+    train.learning_rate=0.002            sentences allow (the full run's batch of 128 would make
+    train.patience=4                     only 240)
     train.seeds=[42]                     one seed
     ~models.char_lstm                    two taggers: baseline and char_cnn, trained at once
     compare=[[baseline,char_cnn]]
@@ -22,7 +25,8 @@ import shlex
 import subprocess
 import sys
 
-CHANGES = ["data.train_limit=3000", "train.epochs=10", "train.seeds=[42]", "~models.char_lstm",
+CHANGES = ["data.train_limit=3000", "train.epochs=10", "train.batch_size=32", "train.learning_rate=0.002",
+           "train.patience=4", "train.seeds=[42]", "~models.char_lstm",
            "compare=[[baseline,char_cnn]]", "evaluate.bootstrap_resamples=1000",
            "evaluate.permutation_resamples=1000"]
 

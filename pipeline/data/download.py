@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -19,8 +20,8 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from pipeline.data.corpus import as_iob2, detect_scheme, read_tagged, write_normalized
-from pipeline.data.datasets import DATASETS, is_url
+from pipeline.data.corpus import Sentence, as_iob2, detect_scheme, read_tagged, write_normalized
+from pipeline.data.datasets import dataset_files, is_url
 from pipeline.errors import PipelineError
 from pipeline.files import file_digest, fsync_folder, replace_durably, umask_mode, write_json_atomic
 from pipeline.layout import RAW_DIR, resolve_local
@@ -98,12 +99,16 @@ def split_sources(data: DataParams) -> dict[str, tuple[str, str | None]]:
     if data.dataset == "custom":
         return {split: (location if is_url(location) else str(resolve_local(location)), None)
                 for split, location in data.files.items()}
-    files = DATASETS[data.dataset]
+    files = dataset_files(data.dataset, data.language)
     if data.source == "default":
         return {split: (f.url, f.sha256) for split, f in files.items()}
     folder = resolve_local(data.source)
     if not folder.is_dir():
         raise PipelineError(f"params.yaml: data.source: {folder} is not a folder (use 'default' or a local folder)")
+    for f in files.values():
+        if not (folder / f.local_name).is_file():
+            raise PipelineError(f"{folder / f.local_name}: not in the data.source mirror; put the file published at "
+                                f"{f.url} there, or set data.source: default to fetch it")
     return {split: (str(folder / f.local_name), f.sha256) for split, f in files.items()}
 
 
@@ -111,7 +116,21 @@ def origin_name(data: DataParams, split: str) -> str:
     """How messages name a split's file: as params.yaml gives it (data.files), or by the dataset's
     own file name (conll2003/valid.txt: the same whichever source served the bytes, so data/raw
     hashes the same)."""
-    return data.files[split] if data.dataset == "custom" else DATASETS[data.dataset][split].local_name
+    return data.files[split] if data.dataset == "custom" else dataset_files(data.dataset, data.language)[split].local_name
+
+
+def without_language_prefix(sentences: list[Sentence], language: str, location: str) -> list[Sentence]:
+    """WikiANN's tokens carry their language (`de:Berlin`), which is not part of the word: strip it;
+    a token of another language (or none) is an error naming its line."""
+    prefix = f"{language}:"
+    stripped = []
+    for sentence in sentences:
+        for index, token in enumerate(sentence.tokens):
+            if not token.startswith(prefix) or len(token) == len(prefix):
+                raise PipelineError(f"{location}:{sentence.line_of(index)}: token {token!r} does not start with "
+                                    f"{prefix!r} (data.language: {language})")
+        stripped.append(replace(sentence, tokens=[token[len(prefix):] for token in sentence.tokens]))
+    return stripped
 
 
 def fetch_split(location: str, expected_sha256: str | None, dest: Path, session: requests.Session,
@@ -136,6 +155,8 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
             sha256 = fetch_split(location, expected, fetched, session, timeout)
             # parse now, naming the source's line on bad input, rather than in a later stage
             as_given = read_tagged(fetched, data.format, name=location)
+            if data.dataset == "wikiann":
+                as_given = without_language_prefix(as_given, data.language, location)
             scheme, sentences = detect_scheme(as_given), as_iob2(as_given)
             fetched.unlink()
             kept = sentences[: data.limit_of(split)]
@@ -161,14 +182,16 @@ def download(data: DataParams, out_dir: Path = RAW_DIR, session: requests.Sessio
             shutil.rmtree(staging)
 
 
-def mirror_dataset(name: str, folder: Path, session: requests.Session | None = None) -> None:
-    """Lay the files of dataset `name` out in `folder` as a `data.source` mirror expects them
-    (conll2003/train.txt, ...), fetched from their public URLs and SHA-256 checked; files already
-    there with the right SHA-256 are kept. Each file appears whole or not at all."""
+def mirror_dataset(name: str, folder: Path, session: requests.Session | None = None, language: str | None = None
+                   ) -> None:
+    """Lay the files of dataset `name` (wikiann: of `language`) out in `folder` as a `data.source`
+    mirror expects them (conll2003/train.txt, wikiann/de/train, ...), fetched from their public URLs
+    and SHA-256 checked; files already there with the right SHA-256 are kept. Each file appears
+    whole or not at all."""
     session = session or http_session()
-    for remote in DATASETS[name].values():
+    for remote in dataset_files(name, language).values():
         target = folder / remote.local_name
-        if target.is_file() and file_digest(target) == remote.sha256:
+        if target.is_file() and remote.sha256 and file_digest(target) == remote.sha256:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.part")

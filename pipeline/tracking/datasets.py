@@ -8,7 +8,7 @@ import mlflow
 from mlflow.entities import DatasetInput, InputTag
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from pipeline.data.datasets import DATASETS, is_url
+from pipeline.data.datasets import dataset_files, is_url
 from pipeline.layout import MANIFEST_FILE
 from pipeline.params import DataParams
 
@@ -23,9 +23,9 @@ def split_dataset(split: str, data: DataParams) -> mlflow.data.meta_dataset.Meta
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import LocalArtifactDatasetSource
 
-    location = DATASETS[data.dataset][split].url if data.dataset in DATASETS else data.files[split]
+    location = data.files[split] if data.dataset == "custom" else dataset_files(data.dataset, data.language)[split].url
     source = HTTPDatasetSource(location) if is_url(location) else LocalArtifactDatasetSource(location)
-    name = f"{data.dataset}/{split}" + (f"[:{data.limit_of(split)}]" if data.limit_of(split) else "")
+    name = f"{data.name}/{split}" + (f"[:{data.limit_of(split)}]" if data.limit_of(split) else "")
     return MetaDataset(source, name=name, digest=split_manifest(split)["sha256"][:DIGEST_CHARS])
 
 
