@@ -498,6 +498,34 @@ def test_predict_on_a_conll_file_reproduces_the_evaluate_f1(repo):
         assert sum(1 for line in result.stdout.splitlines() if line) == sum(len(s.tokens) for s in sentences)
 
 
+def test_the_frozen_word_rows_are_one_file_for_all_taggers_and_dvc_checkout_restores_a_lost_one(repo):
+    """Every tagger's folder holds the same frozen_rows.npy, which DVC's cache stores once; a
+    missing one is named, and the advice (dvc checkout) brings it back."""
+    repo, _ = repo
+    files = sorted(repo.glob("models/*/seed_*/frozen_rows.npy"))
+    assert len(files) == len(MODELS) * len(SEEDS)
+    saved = files[0].read_bytes()
+    assert all(file.read_bytes() == saved for file in files)
+    cached = [path for path in (repo / ".dvc/cache").rglob("*") if path.is_file() and path.stat().st_size == len(saved)]
+    assert len(cached) == 1  # one object for the nine copies
+    frozen = repo / "models/baseline/seed_1/frozen_rows.npy"
+    command = [sys.executable, "-m", "pipeline.cli.predict", "--model", "models/baseline/seed_1"]
+    tagged = run(command, repo, input="Peter lives in Berlin.\n").stdout
+    frozen.unlink()
+    try:
+        lost = run(command, repo, check=False, input="Peter lives in Berlin.\n")
+        assert lost.returncode == 1
+        assert lost.stderr.strip().splitlines()[-1] == (
+            "error: models/baseline/seed_1/frozen_rows.npy: cannot read the tagger's frozen word vectors (No such file "
+            "or directory); restore the folder (dvc checkout or dvc pull) or train it again (dvc repro)")
+        run([sys.executable, "-m", "dvc", "checkout", "models"], repo)  # the advice, followed
+        assert frozen.read_bytes() == saved
+        assert run(command, repo, input="Peter lives in Berlin.\n").stdout == tagged
+    finally:
+        if not frozen.exists():
+            frozen.write_bytes(saved)
+
+
 def test_served_pyfunc_model_answers_like_the_python_api(repo, tmp_path):
     repo, _ = repo
     from pipeline import Tagger
