@@ -14,8 +14,12 @@ class PipelineError(Exception):
 INTERRUPTED = "what had finished is kept and nothing is half-written; run the same command again to go on"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's, `kill`): unwinds like Ctrl-C, exits with 143 as the shell reports it."""
+
+
 def stop_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
+    raise Terminated
 
 
 def end_with_parent() -> None:
@@ -30,8 +34,8 @@ def end_with_parent() -> None:
 
 
 def exits_cleanly(main):
-    """Turn a PipelineError into one clear line on stderr and exit status 1, and Ctrl-C into one line and
-    status 130 (what the shell reports for SIGINT), without a traceback. Everything the commands
+    """Turn a PipelineError into one clear line on stderr and exit status 1, and Ctrl-C (SIGTERM) into
+    one line and status 130 (143), what the shell reports for them, without a traceback. Everything the commands
     write is atomic, so an interrupted one leaves what it finished and nothing half-written."""
 
     @functools.wraps(main)
@@ -45,8 +49,8 @@ def exits_cleanly(main):
         except PipelineError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interruption:
             print(f"interrupted: {INTERRUPTED}", file=sys.stderr)
-            raise SystemExit(130) from None
+            raise SystemExit(143 if isinstance(interruption, Terminated) else 130) from None
 
     return wrapper

@@ -379,18 +379,22 @@ def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(re
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(name, None)
-    repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train"], cwd=copy, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # --force --no-run-cache: the trainings run, whatever an earlier test left in DVC's caches
+    repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "--no-run-cache", "train"], cwd=copy,
+                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
+        seen = []
         for line in repro.stdout:  # the first epoch's progress line: trainings are under way
+            seen.append(line)
             if re.search(r"epoch +1/", line):
                 break
         os.killpg(repro.pid, signal.SIGINT)
-        _, stderr = repro.communicate(timeout=120)
+        stdout, stderr = repro.communicate(timeout=120)
     finally:
         if repro.poll() is None:
             os.killpg(repro.pid, signal.SIGKILL)
-    assert repro.returncode != 0
+    assert re.search(r"epoch +1/", seen[-1]), "".join(seen) + stdout + stderr  # interrupted mid-training
+    assert repro.returncode != 0, "".join(seen) + stdout + stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert "interrupted: what had finished is kept and nothing is half-written; run the same command again to go " \
            "on" in stderr
@@ -400,6 +404,27 @@ def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(re
     assert "Traceback" not in again.stderr
     for seed in (1, 2):
         assert (copy / f"models/baseline/seed_{seed}/tagger.keras").is_file()
+
+
+def test_a_truncated_tagger_is_never_up_to_date_and_dvc_repro_as_advised_retrains_it(repo, tmp_path):
+    """The advice of a truncated tagger's error, followed: `dvc repro` trains that pair again (its
+    file no longer has the SHA-256 its summary.json recorded), and the store and lock agree after."""
+    repo, _ = repo
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1]})
+    run([sys.executable, "-m", "dvc", "repro", "train"], copy)
+    tagger = copy / "models/baseline/seed_1/tagger.keras"
+    whole = tagger.read_bytes()
+    tagger.write_bytes(whole[: len(whole) // 2])
+    command = [sys.executable, "-m", "pipeline.cli.predict", "--model", "models/baseline/seed_1"]
+    broken = run(command, copy, check=False, input="Peter lives in Berlin.\n")
+    assert broken.returncode == 1 and "not a complete .keras file (truncated or corrupt); train it again (dvc " \
+        "repro)" in broken.stderr.strip().splitlines()[-1]
+    again = run([sys.executable, "-m", "dvc", "repro", "train"], copy)  # the advice, followed
+    assert "baseline seed 1 done" in again.stdout + again.stderr
+    assert "up to date (same fingerprint), kept" not in again.stdout + again.stderr
+    assert run(command, copy, input="Peter lives in Berlin.\n").returncode == 0
+    assert run([sys.executable, "-m", "dvc", "status", "train"], copy).stdout.strip() == \
+        "Data and pipelines are up to date."
 
 
 def running_runs(store: str) -> list[str]:

@@ -62,7 +62,7 @@ def test_the_cluster_and_team_mlflow_recipes_run_as_written(tmp_path, shared_dat
 
     repo = copy_of_repo(tmp_path / "repo")
     set_params(repo, **{"data.source": str(shared_data), "data.limit": 100, "train.epochs": 2, "train.seeds": [1],
-                        "vocab.pretrained_words": 5000})
+                        "train.batch_size": 16, "vocab.pretrained_words": 5000})
     params = yaml.safe_load((repo / "params.yaml").read_text())
     del params["models"]["char_lstm"]  # two trainings: one round on 2 cores
     params["compare"] = [["baseline", "char_cnn"]]
