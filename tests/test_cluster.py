@@ -90,3 +90,10 @@ def test_a_cluster_address_that_answers_but_is_not_ray_fails_by_the_deadline_nam
         f"error: RAY_ADDRESS=127.0.0.1:{port}: no Ray cluster answered within 5 s (something listens there, but not "
         f"a Ray head node); check the address (ray status --address 127.0.0.1:{port}), set NER_RAY_TIMEOUT=seconds "
         "to wait longer, or unset RAY_ADDRESS to train on this machine"]
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
+def test_a_join_deadline_that_is_not_a_positive_number_is_named(monkeypatch, value):
+    monkeypatch.setenv("NER_RAY_TIMEOUT", value)
+    with pytest.raises(PipelineError, match=rf"^NER_RAY_TIMEOUT={value}: not a positive number of seconds$"):
+        cluster.within_deadline(lambda: None, "127.0.0.1:6379")

@@ -108,7 +108,9 @@ def within_deadline(join: Callable[[], object], address: str) -> None:
     try:
         timeout = float(os.environ.get(JOIN_TIMEOUT_ENV, "30"))
     except ValueError:
-        raise PipelineError(f"{JOIN_TIMEOUT_ENV}={os.environ[JOIN_TIMEOUT_ENV]}: not a number of seconds") from None
+        timeout = float("nan")
+    if not 0 < timeout < float("inf"):  # a zero, negative or NaN deadline would give up before trying
+        raise PipelineError(f"{JOIN_TIMEOUT_ENV}={os.environ[JOIN_TIMEOUT_ENV]}: not a positive number of seconds")
     outcome: list = []
 
     def attempt():
