@@ -264,8 +264,10 @@ def validate(raw, path: str | os.PathLike) -> Params:
             # a value that fits no branch of a union gets one problem listing what each branch wanted
             key = ".".join(str(part) for part in item["loc"] if not INTERNAL_LOC.match(str(part)))
             problems.setdefault(key, []).append(item["msg"].removeprefix("Value error, "))
-        raise PipelineError(f"{path}: " + "; ".join(f"{key}: {' or '.join(messages)}" if key else " or ".join(messages)
-                                                     for key, messages in problems.items())) from None
+        # a section's own check names its keys itself ("data.language: ..."): no "data: " before it
+        raise PipelineError(f"{path}: " + "; ".join(
+            f"{key}: {' or '.join(messages)}" if key and not messages[0].startswith(f"{key}.") else " or ".join(messages)
+            for key, messages in problems.items())) from None
 
 
 def env_seconds(name: str, default: tuple[float, ...]) -> tuple[float, ...]:

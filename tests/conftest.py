@@ -61,6 +61,27 @@ def shared_data() -> Path:
     return mirrored_data()
 
 
+@pytest.fixture(scope="session")
+def wikiann_mirror(shared_data):
+    """A data.source mirror holding WikiANN German (the shared folder's, else fetched once into the
+    test data cache from the public URLs, SHA-256 checked)."""
+    if all((shared_data / "wikiann/de" / split).is_file() for split in ("train", "dev", "test")):
+        return shared_data
+    from pipeline.data.download import mirror_dataset
+    mirror_dataset("wikiann", data_cache(), language="de")
+    return data_cache()
+
+
+def tiny_wikiann(mirror: Path, source: Path, language: str, sentences: int = 40) -> None:
+    """A mirror of `language` made of German's first sentences, relabelled: a language no digest is
+    pinned for, as a user adds one."""
+    for split in ("train", "dev", "test"):
+        blocks = (source / "wikiann/de" / split).read_text().split("\n\n")[:sentences]
+        (mirror / "wikiann" / language).mkdir(parents=True, exist_ok=True)
+        (mirror / "wikiann" / language / split).write_text(
+            "\n\n".join(blocks).replace("de:", f"{language}:") + "\n")
+
+
 def require_program(found: str | None, name: str, install: str) -> str:
     """A server or browser a test needs: missing, the test is skipped saying how to install it,
     except under CI, where it fails."""

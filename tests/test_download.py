@@ -16,7 +16,7 @@ from pipeline.data.download import download, http_session, mirror_dataset
 from pipeline.errors import PipelineError
 from pipeline.params import DataParams
 from pipeline.stages import download as download_module
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, tiny_wikiann
 
 DEFAULT = DataParams(dataset="conll2003", source="default", files=None, format="conll", limit=None)
 
@@ -256,17 +256,6 @@ def test_a_mirror_is_filled_once_from_the_public_urls_and_checked(monkeypatch, s
     assert not (mirror / "conll2003/valid.txt").exists()
 
 
-@pytest.fixture(scope="module")
-def wikiann_mirror(shared_data):
-    """A data.source mirror holding WikiANN German (the shared folder's, else fetched once into the
-    test data cache from the public URLs, SHA-256 checked)."""
-    if all((shared_data / "wikiann/de" / split).is_file() for split in ("train", "dev", "test")):
-        return shared_data
-    from tests.conftest import data_cache
-    mirror_dataset("wikiann", data_cache(), language="de")
-    return data_cache()
-
-
 def wikiann(language: str, source: Path, limit: int | None = None) -> DataParams:
     return DataParams(dataset="wikiann", language=language, source=str(source), files=None, format="conll",
                       limit=limit)
@@ -281,16 +270,6 @@ def test_wikiann_german_is_checked_and_its_language_prefix_stripped(wikiann_mirr
     assert train[0].tokens[:4] == ["als", "Teil", "der", "Savoyer"] and train[0].tags[3] == "B-LOC"
     assert not any(token.startswith("de:") for s in train for token in s.tokens)
     assert {tag[2:] for s in train for tag in s.tags if tag != "O"} == {"PER", "ORG", "LOC"}
-
-
-def tiny_wikiann(mirror: Path, source: Path, language: str, sentences: int = 40) -> None:
-    """A mirror of `language` made of German's first sentences, relabelled: a language no digest is
-    pinned for, as a user adds one."""
-    for split in ("train", "dev", "test"):
-        blocks = (source / "wikiann/de" / split).read_text().split("\n\n")[:sentences]
-        (mirror / "wikiann" / language).mkdir(parents=True, exist_ok=True)
-        (mirror / "wikiann" / language / split).write_text(
-            "\n\n".join(blocks).replace("de:", f"{language}:") + "\n")
 
 
 def test_a_fourth_wikiann_language_is_a_params_change_and_its_digest_is_recorded(wikiann_mirror, tmp_path):

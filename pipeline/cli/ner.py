@@ -37,6 +37,7 @@ COMMANDS = {
     "quick": Command("pipeline.cli.quick", "the char gain in minutes: a small dvc experiment (a demonstration)"),
     "predict": Command("pipeline.cli.predict", "tag raw text, a CoNLL file or JSON Lines with a trained tagger"),
     "search": Command("pipeline.cli.search", "a hyper-parameter search, ranked on dev"),
+    "study": Command("pipeline.cli.study", "the same comparison over several datasets, one DVC experiment each"),
     "tracking-server": Command("pipeline.cli.tracking_server", "run a team MLflow server on PostgreSQL"),
     "benchmark": Command("benchmarks.speed", "measure training and tagging speed -> reports/benchmark.json"),
     "scale-benchmark": Command("benchmarks.scale", "serial vs parallel trainings -> reports/scale.json"),

@@ -1,5 +1,6 @@
 """MLflow runs: one per trained (model, seed) with every param it trained with and its learning
-curve; one parent run per search with a child per (point, seed) and the ranking."""
+curve; one parent run per search with a child per (point, seed) and the ranking; one summary run
+per study."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import mlflow
 import pandas as pd
 
 from pipeline.params import Params
-from pipeline.tracking.store import DESCRIPTION, EXPERIMENT, flat_params, run_tags
+from pipeline.tracking.store import DESCRIPTION, EXPERIMENT, STUDY_EXPERIMENT, flat_params, run_tags, start_experiment
 
 
 @contextmanager
@@ -82,3 +83,30 @@ def log_history(history: list[dict], started: float) -> None:
 
 def log_training_result(best_epoch: int, seconds: float) -> None:
     mlflow.log_metrics({"best_epoch": best_epoch, "train_seconds": seconds})
+
+
+def log_study(name: str, spec: dict, report: dict, description: str, files: list) -> str:
+    """The summary run of a study (experiment `ner-study`, run `study-<name>`): its settings as
+    params, each setting's F1 and gains as metrics (`<setting>.<model>.f1`, `<setting>.<a>_vs_<b>.gain`),
+    the answer and the tables as its description, the report, tables and figure as artifacts.
+    Each setting's own trainings and evaluation are the runs of its DVC experiment, in the main
+    experiment, tagged with that experiment's name. Returns the run id."""
+    start_experiment(STUDY_EXPERIMENT)
+    tags = {**run_tags("study"), "mlflow.runName": f"study-{name}", "study": name, DESCRIPTION: description}
+    split = report["split"]
+    with mlflow.start_run(tags=tags) as run:
+        mlflow.log_params({"study": name, "split": split, "seeds": json.dumps(spec["seeds"]),
+                           **{f"setting.{row['setting']}": json.dumps(row["changes"]) for row in report["settings"]},
+                           **{f"experiment.{row['setting']}": row["experiment"] for row in report["settings"]}})
+        metrics = {}
+        for row in report["settings"]:
+            for model, scores in row["models"].items():
+                metrics[f"{row['setting']}.{model}.f1"] = scores[split]["mean"]
+                metrics[f"{row['setting']}.{model}.f1_sd"] = scores[split]["sd"]
+            for pair, gain in row["gains"].items():
+                metrics[f"{row['setting']}.{pair}.gain"] = gain["f1"]
+                metrics[f"{row['setting']}.{pair}.p_value"] = gain["p_value"]
+        mlflow.log_metrics(metrics)
+        for path in files:
+            mlflow.log_artifact(str(path))
+        return run.info.run_id

@@ -38,6 +38,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View
 
 EXPERIMENT = "ner-char-embeddings"
 SEARCH_EXPERIMENT = "ner-search"  # pipeline/cli/search.py: one parent run per search, a child per (point, seed)
+STUDY_EXPERIMENT = "ner-study"  # pipeline/cli/study.py: one summary run per study, over its settings' experiments
 SUMMARY_RUN = "char-gain"
 DESCRIPTION = "mlflow.note.content"  # the experiment's and each run's description (markdown)
 HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"  # the process writing a run: closed if it dies mid-run

@@ -1,0 +1,150 @@
+"""The cross-language study (pipeline/cli/study.py): each setting reaches DVC as the params the study
+checked, the aggregation carries the evaluate stage's figures unchanged, a mistake in a study file
+is one line naming it, and a whole tiny study runs as DVC experiments, one of its languages added
+by params alone."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+from dvc.utils.hydra import apply_overrides
+
+from pipeline.cli.study import hydra_value, overrides, read_study, setting_params
+from pipeline.evaluation.study import answer, results_table, setting_row, study_figure
+from pipeline.params import load_params
+from tests.conftest import REPO_ROOT, commit_as_a_clone, copy_of_repo, tiny_wikiann
+
+LANGUAGES = REPO_ROOT / "studies" / "languages.yaml"
+
+
+def test_every_setting_reaches_dvc_as_the_params_the_study_checked(tmp_path, monkeypatch):
+    """The `-S` arguments, applied by DVC's own parser (Hydra's grammar), give exactly the params that
+    read_study validated: the taggers left out, the pairs, the seeds, the recipe, the dataset."""
+    monkeypatch.chdir(REPO_ROOT)
+    spec = read_study(LANGUAGES)
+    spec["base"]["data.source"] = "/data/it's a mirror, 2026"  # quotes, spaces, a comma: quoted for Hydra
+    for setting in spec["settings"]:
+        params_file = tmp_path / f"{setting}.yaml"
+        shutil.copy(REPO_ROOT / "params.yaml", params_file)
+        apply_overrides(params_file, overrides(spec, setting))
+        applied = load_params(params_file)
+        assert applied == setting_params(spec, setting, LANGUAGES)
+        assert list(applied.models) == ["baseline", "char_cnn"] and applied.data.source == spec["base"]["data.source"]
+    wikiann_de = load_params(tmp_path / "wikiann-de.yaml")
+    assert (wikiann_de.data.dataset, wikiann_de.data.language, wikiann_de.model.word_vectors) == ("wikiann", "de", "none")
+    assert [hydra_value(v) for v in (None, True, 0.1, "none", "null", [[1, "a"]])] == [
+        "null", "true", "0.1", "none", "'null'", "[[1,a]]"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"settings": {"wikiann-xx": {"recipe": "random_init", "data.dataset": "wikiann", "data.language": "xx"}}},
+     "settings.wikiann-xx: params.yaml: data.language: 'xx' is not a WikiANN language"),
+    ({"settings": {"glove-typo": {"recipe": "glove", "train.batchsize": 64}}},
+     "settings.glove-typo: train.batchsize: no such key in params.yaml"),
+    ({"settings": {"de": {"recipe": "random", "data.dataset": "wikiann"}}},
+     "settings.de.recipe: 'random' is not one of recipes (glove, random_init)"),
+    ({"models": ["baseline", "char_gru"]}, "models: expected two or more of params.yaml's models"),
+])
+def test_a_mistake_in_a_study_file_is_one_line_naming_the_setting_and_key(tmp_path, change, message):
+    spec = {**yaml.safe_load(LANGUAGES.read_text()), **change}
+    study = tmp_path / "bad.yaml"
+    study.write_text(yaml.safe_dump(spec))
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli.study", str(study)], cwd=REPO_ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {study}: ") and message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_study_reports_the_evaluate_stages_figures_unchanged(tmp_path):
+    """Two real runs' metrics.json (the GloVe default and the random-initialised English run): each
+    row holds their numbers as they are, and the answer ranks the settings by the gain."""
+    glove = json.loads((REPO_ROOT / "reports/metrics.json").read_text())
+    random_init = json.loads((REPO_ROOT / "reports/experiments/random_init_word_dropout_avx512_metrics.json").read_text())
+    comparisons = [["baseline", "char_cnn"]]
+    rows = [{**setting_row(name, metrics, comparisons, "test"), "experiment_seconds": None}
+            for name, metrics in (("conll2003-glove", glove), ("conll2003-random", random_init))]
+    for row, metrics in zip(rows, (glove, random_init)):
+        assert row["models"]["char_cnn"]["test"]["mean"] == metrics["char_cnn"]["test"]["seeds"]["mean"]
+        assert row["gains"]["baseline_vs_char_cnn"]["ci95"] == metrics["gains"]["baseline_vs_char_cnn"]["test"]["ci95"]
+        oobv = metrics["breakdown"]["test"]["category"]["OOBV"]
+        assert row["oov"]["OOBV"]["gains"]["baseline_vs_char_cnn"]["f1"] == oobv["gains"]["baseline_vs_char_cnn"]["f1"]
+        total = sum(group["entities"] for group in metrics["breakdown"]["test"]["category"].values())
+        assert row["oov"]["OOBV"]["share"] == round(100 * oobv["entities"] / total, 1)
+    gains = {row["setting"]: row["gains"]["baseline_vs_char_cnn"]["f1"] for row in rows}
+    most = max(gains, key=gains.get)
+    text = answer(rows, comparisons[0], "test")
+    assert f"Most on {most} ({gains[most]:+.2f} F1)" in text
+    assert text.index(most) < text.index(min(gains, key=gains.get))
+    assert f"| `conll2003-glove` | {glove['baseline']['test']['seeds']['mean']:.2f} ± " in results_table(
+        rows, comparisons, "test")
+    assert study_figure(rows, comparisons, "test", tmp_path / "study.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow  # two whole pipelines (download to evaluate) as DVC experiments: 3 to 4 minutes
+def test_a_tiny_study_runs_its_settings_as_dvc_experiments_a_fourth_language_by_params_alone(tmp_path,
+                                                                                              wikiann_mirror):
+    mirror = tmp_path / "mirror"
+    (mirror / "wikiann").mkdir(parents=True)
+    (mirror / "wikiann/de").symlink_to(wikiann_mirror / "wikiann/de")
+    tiny_wikiann(mirror, wikiann_mirror, "es", sentences=300)  # a language no digest is pinned for
+    repo = copy_of_repo(tmp_path / "clone")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"].update(source=str(mirror), limit=300)
+    params["train"]["epochs"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    study = yaml.safe_load(LANGUAGES.read_text())
+    study.update(seeds=[42], settings={"wikiann-de": study["settings"]["wikiann-de"],
+                                       "wikiann-es": {"recipe": "random_init", "data.dataset": "wikiann",
+                                                      "data.language": "es"}})
+    (repo / "studies/tiny.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    commit_as_a_clone(repo)
+
+    def run_study() -> subprocess.CompletedProcess:
+        process = subprocess.Popen([sys.executable, "-m", "pipeline.cli.study", "studies/tiny.yaml"], cwd=repo,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            output, _ = process.communicate(timeout=1200)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        return subprocess.CompletedProcess(process.args, process.returncode, output)
+
+    first = run_study()
+    assert first.returncode == 0, first.stdout[-4000:]
+    report = json.loads((repo / "reports/study/tiny.json").read_text())
+    assert [row["setting"] for row in report["settings"]] == ["wikiann-de", "wikiann-es"]
+    assert (repo / "reports/study/tiny.png").is_file() and "Where do characters help most?" in report["answer"]
+
+    shown = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo,
+                                      capture_output=True, text=True, check=True).stdout)
+    experiments = {exp["name"]: exp["revs"][0]["data"] for commit in shown for exp in commit.get("experiments") or []}
+    assert set(experiments) == {"tiny-wikiann-de", "tiny-wikiann-es"}
+    for row in report["settings"]:
+        data = experiments[row["experiment"]]
+        assert data["params"]["params.yaml"]["data"]["data"]["language"] == row["setting"].split("-")[1]
+        metrics = data["metrics"]["reports/metrics.json"]["data"]
+        assert row["gains"]["baseline_vs_char_cnn"]["f1"] == metrics["gains"]["baseline_vs_char_cnn"]["test"]["f1"]
+
+    import mlflow
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    summary = client.search_runs([client.get_experiment_by_name("ner-study").experiment_id])
+    assert [run.info.run_name for run in summary] == ["study-tiny"]
+    assert summary[0].data.metrics["wikiann-es.baseline_vs_char_cnn.gain"] == pytest.approx(
+        report["settings"][1]["gains"]["baseline_vs_char_cnn"]["f1"])
+    assert summary[0].data.tags["mlflow.note.content"].startswith(report["answer"])
+    trained = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id],
+                                 "tags.dvc_experiment = 'tiny-wikiann-es'")
+    assert {run.data.params["data.language"] for run in trained} == {"es"}
+
+    again = run_study()  # the same params: both experiments kept, nothing trained
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert "study: tiny-wikiann-de: kept" in again.stdout and "study: tiny-wikiann-es: kept" in again.stdout
+    assert "Running stage" not in again.stdout
+    assert [row["commit"] for row in json.loads((repo / "reports/study/tiny.json").read_text())["settings"]] == [
+        row["commit"] for row in report["settings"]]
