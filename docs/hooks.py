@@ -5,7 +5,7 @@
 - `<!-- cli-reference -->`: every command's `--help`, from its argparse parser (pipeline/cli/ner.py);
 - `<!-- architecture -->`: the import graph between the parts of pipeline/ (read by grimp, the
   graph library of import-linter) as a diagram, and every module with its size and docstring;
-- the repository's reports/, searches/ and params.yaml join the site, so pages link to the
+- the repository's reports/, searches/, studies/ and params.yaml join the site, so pages link to the
   committed figures and files themselves.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_FOLDERS = ("reports", "searches")
+SHARED_FOLDERS = ("reports", "searches", "studies")
 SHARED_FILES = ("params.yaml",)
 
 

@@ -108,6 +108,10 @@ FAILURE_MODE_TESTS = {
                                   "test_tokenize.py::test_spans_map_back_to_the_original_text_around_dropped_format_characters"],
     "predict: one line of a million tokens": [
         "test_tagger.py::test_a_very_long_sentence_is_tagged_in_windows_with_bounded_batches"],
+    "a mistake in a study file": [
+        "test_study.py::test_a_mistake_in_a_study_file_is_one_line_naming_the_setting_and_key"],
+    "a setting of a study fails": [
+        "test_study.py::test_a_tiny_study_runs_its_settings_as_dvc_experiments_a_fourth_language_by_params_alone"],
     "the team server started with a `--host`": [
         "test_tracking_server.py::test_a_server_other_machines_can_reach_needs_basic_auth_or_insecure",
         "test_tracking_server.py::test_basic_auth_as_documented_asks_every_client_for_a_password"],

@@ -85,7 +85,7 @@ def test_the_study_reports_the_evaluate_stages_figures_unchanged(tmp_path):
     assert study_figure(rows, comparisons, "test", tmp_path / "study.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.slow  # two whole pipelines (download to evaluate) as DVC experiments: 3 to 4 minutes
+@pytest.mark.slow  # three whole pipelines (download to evaluate) as DVC experiments: about 5 minutes
 def test_a_tiny_study_runs_its_settings_as_dvc_experiments_a_fourth_language_by_params_alone(tmp_path,
                                                                                               wikiann_mirror):
     mirror = tmp_path / "mirror"
@@ -142,9 +142,25 @@ def test_a_tiny_study_runs_its_settings_as_dvc_experiments_a_fourth_language_by_
                                  "tags.dvc_experiment = 'tiny-wikiann-es'")
     assert {run.data.params["data.language"] for run in trained} == {"es"}
 
-    again = run_study()  # the same params: both experiments kept, nothing trained
+    # a fifth setting whose files the mirror lacks: one line naming the setting; the report stays
+    study["settings"]["wikiann-it"] = {"recipe": "random_init", "data.dataset": "wikiann", "data.language": "it"}
+    (repo / "studies/tiny.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
+    before = (repo / "reports/study/tiny.json").read_bytes()
+    failed = run_study()
+    assert failed.returncode == 1
+    assert "study: tiny-wikiann-de: kept" in failed.stdout and "study: tiny-wikiann-es: kept" in failed.stdout
+    assert f"{mirror}/wikiann/it/train" in failed.stdout  # the stage's own line: the path and the public URL
+    assert failed.stdout.rstrip().splitlines()[-1] == (
+        "error: studies/tiny.yaml: settings.wikiann-it: dvc exp run exited with 1 (its output is above); the "
+        "settings that finished are kept when the study runs again")
+    assert (repo / "reports/study/tiny.json").read_bytes() == before
+
+    # its advice, followed: the files in place, the study again runs only the missing setting
+    tiny_wikiann(mirror, wikiann_mirror, "it", sentences=100)
+    again = run_study()
     assert again.returncode == 0, again.stdout[-4000:]
     assert "study: tiny-wikiann-de: kept" in again.stdout and "study: tiny-wikiann-es: kept" in again.stdout
-    assert "Running stage" not in again.stdout
-    assert [row["commit"] for row in json.loads((repo / "reports/study/tiny.json").read_text())["settings"]] == [
-        row["commit"] for row in report["settings"]]
+    assert again.stdout.count("Reproducing experiment") == 1 and "'tiny-wikiann-it'" in again.stdout
+    rows = json.loads((repo / "reports/study/tiny.json").read_text())["settings"]
+    assert [row["setting"] for row in rows] == ["wikiann-de", "wikiann-es", "wikiann-it"]
+    assert [row["commit"] for row in rows[:2]] == [row["commit"] for row in report["settings"]]
