@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         code = run_experiment(experiment_name(name, setting), overrides(spec, setting), queue=args.queue)
         if code != 0:
-            raise PipelineError(f"{args.study}: settings.{setting}: dvc exp run exited with {code} (its output is above); "
-                                "the settings that finished are kept when the study runs again")
+            raise PipelineError(f"{args.study}: settings.{setting}: its experiment {experiment_name(name, setting)} failed "
+                                "(the error above); the settings that finished are kept when the study runs again")
         if not args.queue:
             seconds[setting] = round(time.monotonic() - started, 1)
             experiments = finished_experiments()
