@@ -4,40 +4,46 @@ is one line naming it, and a whole tiny study runs as DVC experiments, one of it
 by params alone."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 import yaml
-from dvc.utils.hydra import apply_overrides
 
-from pipeline.cli.study import hydra_value, overrides, read_study, setting_params
+from pipeline.cli.study import check_overrides, hydra_value, read_study, setting_params
+from pipeline.errors import PipelineError
 from pipeline.evaluation.study import answer, results_table, setting_row, study_figure
-from pipeline.params import load_params
 from tests.conftest import REPO_ROOT, commit_as_a_clone, copy_of_repo, tiny_wikiann
 
 LANGUAGES = REPO_ROOT / "studies" / "languages.yaml"
 
 
-def test_every_setting_reaches_dvc_as_the_params_the_study_checked(tmp_path, monkeypatch):
-    """The `-S` arguments, applied by DVC's own parser (Hydra's grammar), give exactly the params that
-    read_study validated: the taggers left out, the pairs, the seeds, the recipe, the dataset."""
+def test_every_setting_reaches_dvc_as_the_params_the_study_checked(monkeypatch):
+    """read_study applies each setting's `-S` arguments with DVC's own parser (Hydra's grammar) to a
+    copy of params.yaml and requires exactly the params it validated: the taggers left out, the
+    pairs, the seeds, the recipe, the dataset; a value Hydra would misread stops it."""
     monkeypatch.chdir(REPO_ROOT)
     spec = read_study(LANGUAGES)
     spec["base"]["data.source"] = "/data/it's a mirror, 2026"  # quotes, spaces, a comma: quoted for Hydra
     for setting in spec["settings"]:
-        params_file = tmp_path / f"{setting}.yaml"
-        shutil.copy(REPO_ROOT / "params.yaml", params_file)
-        apply_overrides(params_file, overrides(spec, setting))
-        applied = load_params(params_file)
-        assert applied == setting_params(spec, setting, LANGUAGES)
-        assert list(applied.models) == ["baseline", "char_cnn"] and applied.data.source == spec["base"]["data.source"]
-    wikiann_de = load_params(tmp_path / "wikiann-de.yaml")
+        check_overrides(spec, setting, setting_params(spec, setting, LANGUAGES), LANGUAGES)
+    wikiann_de = setting_params(spec, "wikiann-de", LANGUAGES)
+    assert list(wikiann_de.models) == ["baseline", "char_cnn"] and wikiann_de.train.batch_size == 32
     assert (wikiann_de.data.dataset, wikiann_de.data.language, wikiann_de.model.word_vectors) == ("wikiann", "de", "none")
     assert [hydra_value(v) for v in (None, True, 0.1, "none", "null", [[1, "a"]])] == [
         "null", "true", "0.1", "none", "'null'", "[[1,a]]"]
+
+    # were the values not quoted for Hydra: the path would not parse, and `null` would become None
+    monkeypatch.setattr("pipeline.cli.study.hydra_value", str)
+    with pytest.raises(PipelineError) as error:
+        check_overrides(spec, "wikiann-de", setting_params(spec, "wikiann-de", LANGUAGES), LANGUAGES)
+    assert str(error.value).startswith(f"{LANGUAGES}: settings.wikiann-de: `dvc exp run -S` cannot read it")
+    spec["base"]["data.source"] = "null"  # a folder named null
+    with pytest.raises(PipelineError) as error:
+        check_overrides(spec, "wikiann-de", setting_params(spec, "wikiann-de", LANGUAGES), LANGUAGES)
+    assert str(error.value) == (f"{LANGUAGES}: settings.wikiann-de: `dvc exp run -S` would read it differently "
+                                "(data.source: Input should be a valid string); quote the value in the study file")
 
 
 @pytest.mark.parametrize("change, message", [

@@ -34,8 +34,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,8 +93,35 @@ def read_study(path: Path) -> dict:
         if changes.get("recipe") not in spec["recipes"]:
             raise PipelineError(f"{path}: settings.{setting}.recipe: {changes.get('recipe')!r} is not one of recipes "
                                 f"({', '.join(spec['recipes']) or 'none defined'})")
-        setting_params(spec, setting, path)
+        check_overrides(spec, setting, setting_params(spec, setting, path), path)
     return spec
+
+
+def check_overrides(spec: dict, setting: str, expected: Params, path: Path) -> None:
+    """The setting's `-S` arguments, applied to a copy of params.yaml by DVC's own parser (Hydra's
+    grammar, as `dvc exp run` applies them), must give exactly the params checked above: a value
+    Hydra would read otherwise (a quote, a comma, a word such as `null`) fails here, not as an
+    experiment that ran with something else."""
+    from dvc.exceptions import InvalidArgumentError
+    from dvc.utils.hydra import apply_overrides
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / PARAMS_FILE.name
+        shutil.copyfile(PARAMS_FILE, copy)
+        try:
+            apply_overrides(copy, overrides(spec, setting))
+        except InvalidArgumentError as error:
+            raise PipelineError(f"{path}: settings.{setting}: `dvc exp run -S` cannot read it "
+                                f"({error.__cause__ or error}); quote the value in the study file") from None
+        try:
+            applied = load_params(copy)
+        except PipelineError as error:
+            raise PipelineError(f"{path}: settings.{setting}: `dvc exp run -S` would read it differently "
+                                f"({str(error).removeprefix(f'{copy}: ')}); quote the value in the study file") from None
+    if applied != expected:
+        differ = [key for key, value in expected.model_dump().items() if applied.model_dump()[key] != value]
+        raise PipelineError(f"{path}: settings.{setting}: `dvc exp run -S` would read it differently "
+                            f"(params {', '.join(differ)}); quote the value in the study file")
 
 
 def setting_changes(spec: dict, setting: str) -> dict:
