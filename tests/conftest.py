@@ -105,6 +105,21 @@ def copy_of_repo(folder: Path) -> Path:
     return folder
 
 
+def run_in_own_session(command: list[str], cwd: Path, timeout: float, stderr=subprocess.PIPE
+                       ) -> subprocess.CompletedProcess:
+    """Run a long command (a whole pipeline) in a session of its own, so that on a timeout dvc, its
+    stages and the local Ray they started are killed with it."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                               start_new_session=True)
+    try:
+        stdout, errors = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, errors)
+
+
 def commit_as_a_clone(repo: Path) -> None:
     """Make `repo` (a copy_of_repo) a git repository with everything committed, as a clone is."""
     for command in (["git", "init", "-q"], ["git", "add", "-A"],

@@ -1,16 +1,14 @@
 """The README's quick run, run exactly as documented (`python -m pipeline.cli.quick`) in a fresh copy
 of the repository whose params.yaml points data.source at the test data."""
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from tests.conftest import commit_as_a_clone, copy_of_repo
+from tests.conftest import commit_as_a_clone, copy_of_repo, run_in_own_session
 
 pytestmark = pytest.mark.slow  # the whole pipeline: two trainings and the evaluation, 3 to 5 minutes
 
@@ -23,16 +21,7 @@ def test_the_quick_run_shows_the_char_gain_on_the_full_test_set(tmp_path, shared
     commit_as_a_clone(repo)
     before = (repo / "params.yaml").read_text()
 
-    # in a session of its own: on a timeout, dvc and the local Ray it started stop with it
-    quick = subprocess.Popen([sys.executable, "-m", "pipeline.cli.quick"], cwd=repo, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = quick.communicate(timeout=1800)
-    finally:
-        if quick.poll() is None:
-            os.killpg(quick.pid, signal.SIGKILL)
-            quick.wait()
-    result = subprocess.CompletedProcess(quick.args, quick.returncode, stdout, stderr)
+    result = run_in_own_session([sys.executable, "-m", "pipeline.cli.quick"], repo, 1800)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "test: 3453 of 3453 sentences" in result.stdout and "train: 3000 of 14041 sentences" in result.stdout

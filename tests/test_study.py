@@ -3,8 +3,6 @@ checked, the aggregation carries the evaluate stage's figures unchanged, a mista
 is one line naming it, and a whole tiny study runs as DVC experiments, one of its languages added
 by params alone."""
 import json
-import os
-import signal
 import subprocess
 import sys
 
@@ -14,7 +12,7 @@ import yaml
 from pipeline.cli.study import check_overrides, hydra_value, read_study, setting_params
 from pipeline.errors import PipelineError
 from pipeline.evaluation.study import answer, results_table, setting_row, study_figure
-from tests.conftest import REPO_ROOT, commit_as_a_clone, copy_of_repo, tiny_wikiann
+from tests.conftest import REPO_ROOT, commit_as_a_clone, copy_of_repo, run_in_own_session, tiny_wikiann
 
 LANGUAGES = REPO_ROOT / "studies" / "languages.yaml"
 
@@ -111,15 +109,8 @@ def test_a_tiny_study_runs_its_settings_as_dvc_experiments_a_fourth_language_by_
     commit_as_a_clone(repo)
 
     def run_study() -> subprocess.CompletedProcess:
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.cli.study", "studies/tiny.yaml"], cwd=repo,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            output, _ = process.communicate(timeout=1200)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        return subprocess.CompletedProcess(process.args, process.returncode, output)
+        return run_in_own_session([sys.executable, "-m", "pipeline.cli.study", "studies/tiny.yaml"], repo, 1200,
+                                  stderr=subprocess.STDOUT)
 
     first = run_study()
     assert first.returncode == 0, first.stdout[-4000:]

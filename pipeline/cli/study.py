@@ -19,8 +19,8 @@ changed by the study's `base`, the setting's recipe and the setting's own change
 The experiments run one after another, each in a temporary copy of the repository (`dvc exp run
 --temp`, as the quick run), its trainings spread over Ray as the train stage spreads them (local
 Ray, or the cluster at RAY_ADDRESS). A setting whose experiment already exists with the same
-params (from this or an earlier commit) is kept, so an interrupted study resumes; --rerun runs
-them all again. --queue only queues the missing ones (`dvc exp run --queue`): start them with
+params (from this or an earlier commit) is kept, so an interrupted study resumes; the code it ran
+is not compared, so after changing the pipeline's code, --rerun runs them all again. --queue only queues the missing ones (`dvc exp run --queue`): start them with
 `dvc queue start -j N`, then run the study again to report.
 
 Then the study reads each experiment's reports/metrics.json from git and writes
@@ -261,8 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     if missing and args.report:
         raise PipelineError(f"{args.study}: no finished experiment for {', '.join(missing)}; run them with "
                             f"`python -m pipeline.cli.study {args.study}`")
-    for setting in missing:
+    for number, setting in enumerate(missing, 1):
         started = time.monotonic()
+        print(f"study: setting {number} of {len(missing)} to {'queue' if args.queue else 'run'}", flush=True)
         code = run_experiment(experiment_name(name, setting), overrides(spec, setting), queue=args.queue)
         if code != 0:
             raise PipelineError(f"{args.study}: settings.{setting}: its experiment {experiment_name(name, setting)} failed "
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise PipelineError(f"{args.study}: settings.{setting}: the experiment finished but "
                                     f"{experiment_name(name, setting)} is not among `dvc exp show`'s experiments")
             commits[setting] = commit
+            print(f"study: {experiment_name(name, setting)} done in {seconds[setting] / 60:.0f} min", flush=True)
     if args.queue:
         print(f"study: {len(missing)} experiment(s) queued; start them with `dvc queue start -j N`, then report with "
               f"`python -m pipeline.cli.study {args.study}` when `dvc queue status` shows them done")
