@@ -108,9 +108,12 @@ def copy_of_repo(folder: Path) -> Path:
 def run_in_own_session(command: list[str], cwd: Path, timeout: float, stderr=subprocess.PIPE
                        ) -> subprocess.CompletedProcess:
     """Run a long command (a whole pipeline) in a session of its own, so that on a timeout dvc, its
-    stages and the local Ray they started are killed with it."""
+    stages and the local Ray they started are killed with it. It uses the copy's own MLflow store:
+    MLFLOW_TRACKING_URI, which mlflow.set_tracking_uri in an earlier test leaves in this process's
+    environment, is not passed on."""
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                               start_new_session=True)
+                               start_new_session=True, env=env)
     try:
         stdout, errors = process.communicate(timeout=timeout)
     finally:
