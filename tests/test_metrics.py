@@ -202,13 +202,14 @@ def hand_built_pairs(sentences, seeds, pairs, rng):
     return built
 
 
-@pytest.mark.parametrize("sentences, seeds", [(300, 3), (9, 2)], ids=["resampled", "enumerated"])
-def test_the_vectorised_statistics_equal_one_scipy_call_per_pair(sentences, seeds):
+@pytest.mark.parametrize("sentences, seeds, resamples", [(300, 3, 1000), (301, 2, 1030), (9, 2, 1000)],
+                         ids=["resampled", "a partial batch", "enumerated"])
+def test_the_vectorised_statistics_equal_one_scipy_call_per_pair(sentences, seeds, resamples):
     pairs = hand_built_pairs(sentences, seeds, 5, np.random.default_rng(7))
-    bootstraps = paired_bootstraps(pairs, 1000, seed=42)
-    p_values = randomization_tests(pairs, 1000, seed=42)
+    bootstraps = paired_bootstraps(pairs, resamples, seed=42)
+    p_values = randomization_tests(pairs, resamples, seed=42)
     for (a, b), bootstrap, p_value in zip(pairs, bootstraps, p_values, strict=True):
-        assert bootstrap == reference_bootstrap(a, b, 1000, 42)  # to the last digit
-        assert p_value == reference_randomization(a, b, 1000, 42)
+        assert bootstrap == reference_bootstrap(a, b, resamples, 42)  # to the last digit
+        assert p_value == reference_randomization(a, b, resamples, 42)
     assert bootstraps[0] == {"f1": 0.0, "ci95": [0.0, 0.0]} and p_values[0] == 1.0
     assert len({tuple(b["ci95"]) for b in bootstraps}) == len(pairs)  # the pairs did not share one answer

@@ -113,8 +113,8 @@ def test_words_training_never_sees_are_frozen_stored_beside_the_tagger_in_float1
                            if "word_embedding" in name and isinstance(item, h5py.Dataset) else None)
     assert [shape for _, shape in stored] == [(5, 16)]  # padding, OOV and the 3 trained words' rows only
     (tmp_path / FROZEN_ROWS_FILE).write_bytes(npy_bytes(frozen_word_rows(vectors, 3)))
-    loaded = Tagger.from_file(tmp_path / "tagger.keras").model
-    np.testing.assert_array_equal(loaded.get_layer("network").get_layer("word_embedding").rows(), embedding.rows())
+    loaded = Tagger.from_file(tmp_path / "tagger.keras").forward
+    np.testing.assert_array_equal(np.concatenate([loaded.trained, loaded.frozen]), embedding.rows())
 
 
 def test_word_dropout_replaces_words_by_oov_in_training_only():

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -14,7 +15,7 @@ from pipeline import Tagger
 from pipeline.cli.predict import main as predict
 from pipeline.data.tokenize import tokenize
 from pipeline.errors import PipelineError
-from pipeline.model.network import build_encoder, build_network, build_tagger, frozen_word_rows, pad_batch
+from pipeline.model.network import build_encoder, build_network, build_tagger, frozen_word_rows
 from pipeline.model.tagger import entities_of, list_digest, tagger_identity
 from pipeline.model.trained import FROZEN_ROWS_FILE, npy_bytes
 from pipeline.params import TaggerParams
@@ -160,7 +161,10 @@ def test_a_tagger_saved_before_the_modules_moved_still_loads_and_tags_as_it_did(
     tagger = Tagger.load(fixture)
     assert tagger.tag_tokens(expected["tokens"]) == expected["tags"]
     assert any(tag != "O" for tags in expected["tags"] for tag in tags)  # a real tagger, not all-O
-    assert type(tagger.model.get_layer("network").get_layer("char_encoder")).__module__ == "pipeline.model.layers"
+    assert tagger.forward is not None  # its layers found by name, tagged by the NumPy forward pass
+    graph = keras.saving.load_model(fixture / "tagger.keras")
+    assert type(graph.get_layer("network").get_layer("char_encoder")).__module__ == "pipeline.model.layers"
+    assert Tagger(graph).tag_tokens(expected["tokens"]) == expected["tags"]
 
 
 def wait_until_reading(pid: int, timeout: float = 180) -> None:
@@ -195,8 +199,9 @@ def test_a_very_long_sentence_is_tagged_in_windows_with_bounded_batches(monkeypa
     monkeypatch.setattr(tagger_module, "MAX_BATCH_TOKENS", 20)
     tagger = Tagger.load(REPO_ROOT / "tests/fixtures/legacy_tagger")
     expected = json.loads((REPO_ROOT / "tests/fixtures/legacy_tagger/expected.json").read_text())
-    shapes, predict = [], tagger.model.predict_on_batch
-    monkeypatch.setattr(tagger.model, "predict_on_batch", lambda batch: shapes.append(batch.shape) or predict(batch))
+    shapes, tag_batch = [], tagger.tag_batch
+    monkeypatch.setattr(tagger, "tag_batch", lambda batch: shapes.append((len(batch), max(map(len, batch))))
+                        or tag_batch(batch))
     long = [token for tokens in expected["tokens"] for token in tokens]  # 42 tokens: 6 windows of 7
     short = expected["tokens"][1]  # 9 tokens: windows of 7 and 2
     tagged = tagger.tag_tokens([long, short, []], batch_size=256)
@@ -259,9 +264,8 @@ def test_a_tagger_reads_its_frozen_word_rows_from_beside_it_and_refuses_another_
     (folder / FROZEN_ROWS_FILE).write_bytes(frozen)
     sentences = [["Peter", "lives", "in", "Berlin", "."]]
     loaded = Tagger.load(folder)
-    assert loaded.model.predict_on_batch(pad_batch(sentences)).tolist() == \
-        in_memory.predict_on_batch(pad_batch(sentences)).tolist()
-    np.testing.assert_array_equal(loaded.model.get_layer("network").get_layer("word_embedding").rows(),
+    assert loaded.tag_tokens(sentences) == Tagger(in_memory).tag_tokens(sentences)
+    np.testing.assert_array_equal(np.concatenate([loaded.forward.trained, loaded.forward.frozen]),
                                   network.get_layer("word_embedding").rows())
 
     (folder / FROZEN_ROWS_FILE).write_bytes(npy_bytes(frozen_word_rows(vectors * 2, 3)))  # another vocabulary's

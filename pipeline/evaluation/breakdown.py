@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-from seqeval.metrics.sequence_labeling import get_entities
 
 from pipeline.data.corpus import Sentence
 from pipeline.data.lexicon import CATEGORIES, Lexicon
-from pipeline.evaluation.metrics import Tags, prf
+from pipeline.evaluation.metrics import Span, Tags, entity_spans, prf
 from pipeline.evaluation.scoring import Evaluation, gain_intervals, gain_key
 from pipeline.model.layers import CASINGS, CasingIds
 from pipeline.params import EvaluateParams
@@ -31,9 +30,6 @@ from pipeline.params import EvaluateParams
 DIMENSIONS = ("category", "type", "length", "casing")
 LENGTHS = ("1", "2", "3+")
 EXAMPLES_PER_DIRECTION = 20
-
-Span = tuple[str, int, int]  # (type, first token, last token), as seqeval's get_entities gives it
-
 
 def length_group(first: int, last: int) -> str:
     length = last - first + 1
@@ -68,11 +64,11 @@ class EntityGroups:
         return self.known[sentence, span]
 
 
-def entity_sets(tags: Tags) -> list[set[Span]]:
-    return [set(get_entities(sentence_tags)) for sentence_tags in tags]
+def entity_sets(tags: Tags) -> list[frozenset[Span]]:
+    return [entity_spans(sentence_tags) for sentence_tags in tags]
 
 
-def group_counts(gold: list[set[Span]], pred: list[set[Span]],
+def group_counts(gold: list[frozenset[Span]], pred: list[frozenset[Span]],
                  groups: EntityGroups) -> dict[tuple[str, str], np.ndarray]:
     """(dimension, group) -> (n_sentences, 3) [correct, predicted, gold] entity counts within the
     group: what `metrics.sentence_counts` gives for all entities, so the same statistics apply."""
@@ -136,8 +132,8 @@ def break_down(evaluation: Evaluation, data: dict[str, list[Sentence]], lexicon:
                                for a, b in evaluation.comparisons}, lexicon.possible_categories)
 
 
-def examples(a: str, b: str, split: str, sentences: list[Sentence], gold: list[set[Span]],
-             found: dict[str, list[list[set[Span]]]], groups: EntityGroups, seed: int) -> dict:
+def examples(a: str, b: str, split: str, sentences: list[Sentence], gold: list[frozenset[Span]],
+             found: dict[str, list[list[frozenset[Span]]]], groups: EntityGroups, seed: int) -> dict:
     """For the pair a -> b, the gold entities b finds with every seed and a misses with every seed
     ("gained"), and the other way round ("lost"): robust differences, not seed noise. Up to
     EXAMPLES_PER_DIRECTION of each, drawn at random with `seed` and listed in corpus order; each

@@ -6,6 +6,7 @@ bootstrap can resample sentences. All scores are percentages, as conlleval print
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import Counter
 
@@ -27,16 +28,32 @@ def prf(tp: float, n_pred: float, n_gold: float) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+Span = tuple[str, int, int]  # (type, first token, last token), as seqeval's get_entities gives it
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _spans(tags: tuple[str, ...]) -> frozenset[Span]:
+    return frozenset(get_entities(list(tags)))
+
+
+def entity_spans(tags: list[str]) -> frozenset[Span]:
+    """The entities of one sentence's tags. Remembered: an evaluation asks for the same sentence's
+    gold and its nine taggers' (mostly equal) tags several times each, and chunking is its costliest
+    step."""
+    return _spans(tuple(tags))
+
+
 def entity_counts(gold: list[str], pred: list[str]) -> tuple[Counter, Counter, Counter]:
     """Per entity type: correct, predicted and gold entity counts for one sentence."""
-    gold_entities, pred_entities = set(get_entities(gold)), set(get_entities(pred))
+    gold_entities, pred_entities = entity_spans(gold), entity_spans(pred)
     types = lambda entities: Counter(entity[0] for entity in entities)
     return types(gold_entities & pred_entities), types(pred_entities), types(gold_entities)
 
 
 def sentence_counts(gold: Tags, pred: Tags) -> np.ndarray:
     """(n_sentences, 3) array of [correct, predicted, gold] entity counts, for the bootstrap."""
-    rows = [[sum(c.values()) for c in entity_counts(g, p)] for g, p in zip(gold, pred, strict=True)]
+    spans = ((entity_spans(g), entity_spans(p)) for g, p in zip(gold, pred, strict=True))
+    rows = [(len(g & p), len(p), len(g)) for g, p in spans]
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
@@ -145,37 +162,63 @@ def paired_bootstraps(pairs: list[tuple[Counts, Counts]], resamples: int, seed: 
     return [{"f1": float(delta), "ci95": [float(l), float(h)]} for delta, l, h in zip(deltas, low, high)]
 
 
+PERMUTATION_BATCH = 50  # scipy.stats.permutation_test's `batch`: its draws depend on it
+
+
+def sentence_swaps(resamples: int, sentences: int, seed: int) -> np.ndarray:
+    """(resamples, sentences) booleans, True where the resample swaps that sentence's outputs: the
+    draws scipy.stats.permutation_test(permutation_type="samples", batch=PERMUTATION_BATCH,
+    rng=np.random.default_rng(seed)) makes for one sample, without its Python loop over sentences.
+    scipy permutes each sentence's pair (x, -x) with `rng.permuted`, batch after batch; permuting
+    two items is one Fisher-Yates step, one uint32 of the generator (PCG64 gives the low half of
+    each 64-bit output, then the high half), that swaps the pair when its lowest bit is 0.
+    tests/test_metrics.py checks these against scipy's."""
+    draws = -(-resamples // PERMUTATION_BATCH) * PERMUTATION_BATCH * sentences  # whole batches
+    raw = np.random.default_rng(seed).bit_generator.random_raw(-(-draws // 2))
+    words = np.stack([raw & 0xFFFFFFFF, raw >> 32], axis=1).ravel()[:draws]
+    return ((words & 1) == 0).reshape(-1, sentences)[:resamples]
+
+
 def randomization_tests(pairs: list[tuple[Counts, Counts]], resamples: int, seed: int) -> list[float]:
     """For each pair, the two-sided p-value of the mean F1 gain by approximate randomization
     (paired permutation).
 
-    Under the null hypothesis the two taggers are exchangeable, so each sentence's outputs
-    (for every seed at once) are swapped between them with probability 1/2. scipy's
-    permutation_test does the resampling: one sample of sentence numbers whose sign it flips,
-    a negative sign meaning "swap this sentence". With few sentences it enumerates every swap.
-    The two-sided p-value is scipy's: twice the smaller one-sided p, each +1 corrected, so
-    2/(resamples + 1) is the smallest it can report. Every pair sees the same swaps, computed
-    at once as matrix products (see paired_bootstraps).
+    Under the null hypothesis the two taggers are exchangeable, so each sentence's outputs (for
+    every seed at once) are swapped between them with probability 1/2. These are the swaps, and
+    the p-value, of scipy's permutation_test (`sentence_swaps`): twice the smaller one-sided p,
+    each +1 corrected, so 2/(resamples + 1) is the smallest it can report; with so few sentences
+    that every swap can be enumerated (2^n <= resamples), scipy enumerates them. scipy runs a
+    Python loop over the sentences for every batch of resamples (about 40 s for an evaluation of
+    the default's breakdown); here every pair sees the same swaps at once, as matrix products (see
+    paired_bootstraps).
     """
     correct_a, predicted_a, correct_b, predicted_b, gold = _pair_arrays(pairs)
+    sentences = gold.shape[-1]
 
-    def statistic(signed, axis=-1):
-        signed = np.moveaxis(signed, axis, -1)
-        swap = (np.atleast_2d(signed) < 0).astype(float)  # (batch, sentences)
-
+    def gains(swap):  # (batch, sentences) 0/1 -> (pairs, batch)
         def summed(counts, other):  # the counts with the swapped sentences' taken from `other`
             return np.moveaxis(counts.sum(-1, keepdims=True) + (other - counts) @ swap.T, -1, -2)
 
-        gains = _mean_f1_gain(summed(correct_a, correct_b), summed(predicted_a, predicted_b),
-                              summed(correct_b, correct_a), summed(predicted_b, predicted_a),
-                              gold.sum(-1, keepdims=True))  # (pairs, batch)
-        return gains.T if signed.ndim > 1 else gains[:, 0]  # scipy wants the resamples first
+        return _mean_f1_gain(summed(correct_a, correct_b), summed(predicted_a, predicted_b),
+                             summed(correct_b, correct_a), summed(predicted_b, predicted_a), gold.sum(-1, keepdims=True))
 
-    sentence_numbers = np.arange(1, gold.shape[-1] + 1)
-    result = stats.permutation_test((sentence_numbers,), statistic, permutation_type="samples", vectorized=True,
-                                    n_resamples=resamples, alternative="two-sided", batch=50,
-                                    rng=np.random.default_rng(seed))
-    return [float(p) for p in np.atleast_1d(result.pvalue)]
+    if 2 ** sentences <= resamples:  # scipy enumerates every swap
+        def statistic(signed, axis=-1):
+            swap = (np.atleast_2d(np.moveaxis(signed, axis, -1)) < 0).astype(float)
+            return gains(swap).T if signed.ndim > 1 else gains(swap)[:, 0]  # scipy wants the resamples first
+
+        result = stats.permutation_test((np.arange(1, sentences + 1),), statistic, permutation_type="samples",
+                                        vectorized=True, n_resamples=resamples, alternative="two-sided",
+                                        batch=PERMUTATION_BATCH, rng=np.random.default_rng(seed))
+        return [float(p) for p in np.atleast_1d(result.pvalue)]
+    observed = gains(np.zeros((1, sentences)))  # (pairs, 1)
+    swaps = sentence_swaps(resamples, sentences, seed)
+    null = np.concatenate([gains(swaps[k:k + 500].astype(float)) for k in range(0, resamples, 500)], axis=1)
+    # scipy's comparison: a tolerance for values that are equal in theory but not in floating point
+    tolerance = np.abs(np.finfo(float).eps * 100 * observed)
+    at_most = ((null <= observed + tolerance).sum(axis=1) + 1) / (resamples + 1)
+    at_least = ((null >= observed - tolerance).sum(axis=1) + 1) / (resamples + 1)
+    return [float(p) for p in np.clip(2 * np.minimum(at_most, at_least), 0, 1)]
 
 
 def paired_bootstrap(counts_a: Counts, counts_b: Counts, resamples: int, seed: int) -> dict:

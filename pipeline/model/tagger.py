@@ -23,6 +23,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from pipeline.data.tokenize import tokenize
 from pipeline.errors import PipelineError
+from pipeline.model.forward import ForwardPass, load_forward
 from pipeline.model.trained import FROZEN_ROWS_FILE, SUMMARY_FILE, find_tagger_file
 
 
@@ -101,11 +102,19 @@ def token_bounded_batches(pieces: list, batch_size: int):
 
 
 class Tagger:
+    """A tagger: a Keras tagger graph (as training builds it) or, loaded from a file, the NumPy
+    forward pass of its weights (pipeline/model/forward.py; the same tags, faster), where the
+    forward pass supports its layers."""
+
     def __init__(self, keras_tagger, source: str = ""):
-        self.model = keras_tagger
+        self.model = keras_tagger  # None once a ForwardPass tags for it (`from_file`)
+        self.forward: ForwardPass | None = None
         self.source = source
+        decoder = keras_tagger.get_layer("tag_decoder")
         # the IOB2 tags it can output (a BIOES network outputs B-/I- for its S-/E- classes)
-        self.tags: list[str] = list(dict.fromkeys(keras_tagger.get_layer("tag_decoder").tags))
+        self.tags: list[str] = list(dict.fromkeys(decoder.tags))
+        # what it knows of itself (see TagDecoder); None in taggers saved before
+        self.identity: dict | None = decoder.identity
 
     @classmethod
     def load(cls, location: str | Path) -> "Tagger":
@@ -134,14 +143,21 @@ class Tagger:
             raise PipelineError(f"{tagger_file}: not a complete .keras file (truncated or corrupt); train it again "
                                 "(dvc repro) or fetch it again (dvc pull)")
         try:
-            tagger = cls(keras.saving.load_model(tagger_file), str(tagger_file))
-        except (OSError, ValueError, TypeError, zipfile.BadZipFile) as error:
+            loaded = load_forward(Path(tagger_file))
+            if loaded:
+                keras_tagger, config, vocabularies = loaded
+            else:
+                keras_tagger, vocabularies = keras.saving.load_model(tagger_file), None
+            tagger = cls(keras_tagger, str(tagger_file))
+        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
             # TypeError/ValueError: also what Keras raises for a file whose layers have changed since
             cause = str(error).strip().splitlines()[-1].removeprefix("Exception encountered: ")  # Keras nests them
             raise PipelineError(f"{tagger_file}: this version cannot load it as a tagger ({cause}); a tagger saved "
                                 "by another version of the project must be trained again (dvc repro)") from None
-        tagger.check_vocabularies()
+        tagger.check_vocabularies(vocabularies)
         tagger.attach_frozen_rows(Path(frozen_rows_file or Path(tagger_file).parent / FROZEN_ROWS_FILE))
+        if loaded:
+            tagger.forward, tagger.model = ForwardPass(keras_tagger, config, vocabularies), None
         return tagger
 
     def attach_frozen_rows(self, path: Path) -> None:
@@ -171,13 +187,10 @@ class Tagger:
                                 f"{(embedding.frozen_count, embedding.dim)}; restore the folder (dvc checkout)")
         embedding.set_frozen(rows)
 
-    @property
-    def identity(self) -> dict | None:
-        return self.model.get_layer("tag_decoder").identity
-
-    def check_vocabularies(self) -> None:
-        """The vocabularies inside the file are the ones it was trained with (a tagger assembled
-        from two trainings' parts would tag on silently, and badly)."""
+    def check_vocabularies(self, vocabularies: dict[str, list[str]] | None = None) -> None:
+        """The vocabularies inside the file (`vocabularies`, {"words": .., "chars": ..}, else read
+        from the Keras graph's lookups) are the ones it was trained with (a tagger assembled from two
+        trainings' parts would tag on silently, and badly)."""
         if not self.identity:  # saved before taggers knew themselves
             return
         encoder = self.model.get_layer("token_encoder")
@@ -185,7 +198,8 @@ class Tagger:
             recorded = self.identity[f"{part}_sha256"]
             if recorded is None:
                 continue
-            inside = list_digest(encoder.get_layer(layer).get_vocabulary()[2:])  # after padding and OOV
+            inside = list_digest(vocabularies[part] if vocabularies else
+                                 encoder.get_layer(layer).get_vocabulary()[2:])  # after padding and OOV
             if inside != recorded:
                 raise PipelineError(f"{self.source}: its {part} vocabulary (sha256 {inside[:12]}) is not the one it "
                                     f"was trained with (sha256 {recorded[:12]}): the file mixes two taggers' parts; "
@@ -210,7 +224,6 @@ class Tagger:
         consecutive windows of WINDOW tokens (each on its own, so an entity cut by a window's edge
         may lose its boundary; CoNLL-2003's longest sentence has 124 tokens), and no call of the
         network holds more than MAX_BATCH_TOKENS padded tokens (about 9 KB each)."""
-        from pipeline.model.network import pad_batch
         if batch_size < 1:
             raise PipelineError(f"batch size must be at least 1, got {batch_size}")
         pieces = [(i, start, sentence[start : start + WINDOW]) for i, sentence in enumerate(sentences)
@@ -218,11 +231,19 @@ class Tagger:
         pieces.sort(key=lambda piece: len(piece[2]))  # stable: sentences of one length keep their order
         windows: dict[tuple[int, int], list[str]] = {}
         for batch in token_bounded_batches(pieces, batch_size):
-            tags = self.model.predict_on_batch(pad_batch([tokens for _, _, tokens in batch]))
-            for row, (i, start, tokens) in enumerate(batch):
-                windows[i, start] = [tag.decode("utf-8") for tag in tags[row, : len(tokens)]]
+            tags = self.tag_batch([tokens for _, _, tokens in batch])
+            for (i, start, _), piece_tags in zip(batch, tags):
+                windows[i, start] = piece_tags
         return [[tag for start in range(0, len(sentence), WINDOW) for tag in windows[i, start]]
                 for i, sentence in enumerate(sentences)]
+
+    def tag_batch(self, sentences: list[list[str]]) -> list[list[str]]:
+        """One call of the network: tags for a batch of non-empty sentences."""
+        if self.forward:
+            return self.forward.tag(sentences)
+        from pipeline.model.network import pad_batch
+        tags = self.model.predict_on_batch(pad_batch(sentences))
+        return [[tag.decode("utf-8") for tag in row[: len(tokens)]] for row, tokens in zip(tags, sentences)]
 
     def tag(self, texts: list[str], batch_size: int = 256) -> list[TaggedSentence]:
         """Tokenize and tag raw texts (one sentence or paragraph each). A text with nothing to tag

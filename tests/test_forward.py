@@ -1,0 +1,97 @@
+"""The NumPy forward pass (pipeline/model/forward.py) tags exactly as the Keras graph it was read
+from, for every kind of tagger it runs; a tagger it does not run is tagged by its graph."""
+import keras
+import numpy as np
+import pytest
+
+from pipeline.model.network import build_encoder, build_network, build_tagger, frozen_word_rows, tag_classes
+from pipeline.model.numpy_layers import lstm, reversed_each, viterbi
+from pipeline.model.tagger import Tagger
+from pipeline.model.trained import FROZEN_ROWS_FILE, npy_bytes
+from pipeline.params import TaggerParams
+from tests.test_model import CHARS, PARAMS, TAGS, WORDS
+
+SENTENCES = [["Peter", "lives", "in", "Berlin", "."], ["the"], ["ÜBER", "İstanbul", "Zürich", "x4y", "1996"],
+             ["Supercalifragilisticexpialidocious", "lives", "in", "the", "the", "Berlin", "Peter", "lives", "in"],
+             ["Peter", "."], ["in", "in", "in"]]
+VARIANTS = {
+    "char_cnn crf casing lowercase frozen": dict(char_encoder="cnn", lowercase=True, trained_words=3),
+    "char_lstm softmax": dict(char_encoder="lstm", decoder="softmax", casing=False),
+    "no chars, two layers, bioes": dict(char_encoder="none", rnn_layers=2, tag_scheme="bioes"),
+    "char_cnn width 5, two layers": dict(char_encoder="cnn", char_kernel_size=5, rnn_layers=2, decoder="softmax"),
+}
+
+
+def saved_tagger(folder, char_encoder, lowercase=False, trained_words=None, **options):
+    """A tagger with random weights large enough to give varied tags, saved to `folder`; returns
+    the Keras graph it was saved from."""
+    params = TaggerParams(**{**PARAMS.model.model_dump(), "word_vectors": "none", "word_dim": 16,
+                             "char_encoder": char_encoder, **options})
+    keras.utils.set_random_seed(1)
+    vectors = np.random.default_rng(0).normal(size=(len(WORDS), 16)).astype("float32")
+    classes = tag_classes(TAGS, params.tag_scheme)
+    encoder = build_encoder(WORDS, CHARS if char_encoder != "none" else None, lowercase, 8, params.casing)
+    network = build_network(len(WORDS) + 2, len(CHARS) + 2, len(classes), params, vectors, trained_words)
+    rng = np.random.default_rng(2)
+    for weight in network.weights:
+        if weight.trainable:
+            weight.assign(rng.normal(0, 0.7, weight.shape).astype("float32"))
+    keras_tagger = build_tagger(encoder, network, classes)
+    folder.mkdir()
+    keras_tagger.save(folder / "tagger.keras")
+    if trained_words is not None:
+        (folder / FROZEN_ROWS_FILE).write_bytes(npy_bytes(frozen_word_rows(vectors, trained_words)))
+    return keras_tagger
+
+
+@pytest.mark.parametrize("options", VARIANTS.values(), ids=VARIANTS.keys())
+def test_the_forward_pass_tags_as_the_keras_graph(tmp_path, options):
+    graph = Tagger(saved_tagger(tmp_path / "tagger", **options))
+    loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
+    assert loaded.forward is not None and loaded.model is None
+    expected = graph.tag_tokens(SENTENCES)
+    assert len({tag for tags in expected for tag in tags}) >= 3  # varied tags: the comparison can fail
+    assert loaded.tag_tokens(SENTENCES) == expected
+    assert loaded.tag_tokens(SENTENCES, batch_size=2) == expected  # other batches, tokens already encoded
+    assert [loaded.tag_tokens([sentence])[0] for sentence in SENTENCES] == expected
+    assert loaded.tags == graph.tags
+
+
+def test_a_gru_tagger_is_tagged_by_its_keras_graph(tmp_path):
+    graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn", cell="gru"))
+    loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
+    assert loaded.forward is None and loaded.model is not None
+    assert loaded.tag_tokens(SENTENCES) == graph.tag_tokens(SENTENCES)
+
+
+def test_lstm_steps_only_the_rows_still_running():
+    """Rows longest first: a row's states past its end are 0, and its states before are those of
+    the row run alone."""
+    rng = np.random.default_rng(0)
+    projected = rng.normal(size=(4, 2, 3, 8)).astype(np.float32)
+    recurrent = rng.normal(size=(2, 2, 8)).astype(np.float32)
+    lengths = np.array([4, 2, 1])
+    states = lstm(projected, recurrent, lengths)
+    for row, length in enumerate(lengths):
+        alone = lstm(projected[:length, :, row:row + 1], recurrent, lengths[row:row + 1])
+        np.testing.assert_array_equal(states[:length, :, row:row + 1], alone)
+        assert not states[length:, :, row].any()
+
+
+def test_reversed_each_reverses_each_row_up_to_its_length():
+    x = np.arange(8).reshape(4, 2)  # (time, batch)
+    assert reversed_each(x, np.array([4, 2])).tolist() == [[6, 3], [4, 1], [2, 5], [0, 7]]
+
+
+def test_viterbi_finds_the_best_path_by_brute_force():
+    rng = np.random.default_rng(3)
+    scores, transitions = rng.normal(size=(4, 2, 3)), rng.normal(size=(3, 3))
+    start, end = rng.normal(size=3), rng.normal(size=3)
+    lengths = np.array([4, 3])
+    paths = viterbi(scores, lengths, transitions, start, end)
+    for row, length in enumerate(lengths):
+        def total(path):
+            return (start[path[0]] + end[path[-1]] + sum(scores[t, row, tag] for t, tag in enumerate(path))
+                    + sum(transitions[a, b] for a, b in zip(path, path[1:])))
+        best = max(np.ndindex(*[3] * length), key=total)
+        assert tuple(paths[:length, row]) == best
