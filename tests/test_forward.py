@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline.model.forward import casing_class
 from pipeline.model.network import build_encoder, build_network, build_tagger, frozen_word_rows, tag_classes
 from pipeline.model.numpy_layers import lstm, reversed_each, viterbi
 from pipeline.model.tagger import Tagger
@@ -95,3 +96,21 @@ def test_viterbi_finds_the_best_path_by_brute_force():
                     + sum(transitions[a, b] for a, b in zip(path, path[1:])))
         best = max(np.ndindex(*[3] * length), key=total)
         assert tuple(paths[:length, row]) == best
+
+
+EDGE_TOKENS = ["1996", "3-1/2", "peter", "EU", "Zürich", "x4y", "-", "élan", "ÉCU", "İstanbul", "ΣΟΦΟΣ", "Straße",
+               "ǅemal", "ﬁne", "Ⅻ", "١٢٣", "O'Neill", "iPhone", "ß", "ǈ", "", "𝐀𝐁", "ÅSA-ÅS"]
+
+
+def test_the_string_rules_agree_with_the_taggers_layers_on_every_conll_token(real_train, real_dev):
+    """The forward pass lower-cases and classifies casing in Python (pipeline/model/forward.py);
+    the tagger's Lowercase and CasingIds layers define the rules."""
+    import tensorflow as tf
+
+    from pipeline.model.layers import CasingIds, Lowercase
+    tokens = sorted({token for sentence in real_train + real_dev for token in sentence.tokens} | set(EDGE_TOKENS[:-3]))
+    tokens += EDGE_TOKENS[-2:]  # never in the corpus: astral characters, a hyphenated upper-case word
+    lowered = [word.decode("utf-8") for word in Lowercase()(tf.constant(tokens)).numpy()]
+    assert [token.lower() for token in tokens] == lowered
+    real = [token for token in tokens if token]  # "" is padding
+    assert [casing_class(token) for token in real] == CasingIds()(tf.constant([real])).numpy()[0].tolist()

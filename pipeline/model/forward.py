@@ -7,17 +7,18 @@ LSTM kernel (BlockLSTM has no XLA kernel); loading a tagger builds a 400,000-wor
 table, about 8 s. Here the same arithmetic runs as a few NumPy calls per time step, and the
 vocabularies are plain dicts read from the file's config. Every token is encoded once (its word
 vector, casing vector and character features do not depend on its neighbours), so a batch costs
-the recurrences, the output layer and the Viterbi decoding. The encoders' string rules run in the
-tagger's own layers (Lowercase, CasingIds), so they keep one home. tests/test_forward.py checks
-that it tags exactly as the Keras graph does.
+the recurrences, the output layer and the Viterbi decoding. The encoder's two string rules
+(lower-casing, the casing class) run in Python, as the Lowercase and CasingIds layers define
+them; tests/test_forward.py checks that it tags exactly as the Keras graph does, and that the
+string rules agree with the layers' on every token of CoNLL-2003.
 
 A tagger with GRU or simple RNN cells is tagged by its Keras graph (`supports` says which).
 """
 from __future__ import annotations
 
 import copy
-import functools
 import json
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -63,16 +64,24 @@ def take_vocabularies(config: dict) -> dict[str, list[str]]:
     return vocabularies
 
 
-@functools.cache
-def string_rules():
-    """The tagger's own Lowercase and CasingIds layers (one home for those rules), each traced
-    once into one graph call: eagerly, their dozen string ops cost about 1 ms per call."""
-    import tensorflow as tf
-
-    from pipeline.model.layers import CasingIds, Lowercase
-    lowercase = tf.function(Lowercase().call, input_signature=[tf.TensorSpec([None], tf.string)])
-    casing_ids = tf.function(CasingIds().call, input_signature=[tf.TensorSpec([1, None], tf.string)])
-    return lowercase, casing_ids
+def casing_class(token: str) -> int:
+    """The casing class id of a token (1-based in layers.CASINGS), by the rules of the tagger's
+    CasingIds layer: here in Python, as that layer's dozen TensorFlow string ops cost about 1 ms
+    per call, most of a new sentence's latency. Unicode categories as RE2's \\p{Ll} and \\p{Lu};
+    tests/test_forward.py checks both on every token of CoNLL-2003 and on edge cases."""
+    digits = sum(char in "0123456789" for char in token)
+    if digits == len(token) and token:
+        return 1  # numeric
+    if 2 * digits > len(token):
+        return 2  # mainly_numeric
+    categories = [unicodedata.category(char) for char in token]
+    if token and all(category == "Ll" for category in categories):
+        return 3  # all_lower
+    if token and all(category == "Lu" for category in categories):
+        return 4  # all_upper
+    if token and categories[0] == "Lu":
+        return 5  # initial_upper
+    return 6 if digits else 7  # contains_digit, other
 
 
 _TABLES: dict[tuple[str, ...], dict[str, int]] = {}
@@ -150,16 +159,12 @@ class ForwardPass:
         """Compute and keep the projections of `tokens` (distinct, not yet known)."""
         if len(self.known) + len(tokens) > CACHE_LIMIT:
             self.known.clear()
-        import tensorflow as tf
-        lowercase, casing_ids = string_rules()
-        keys = tokens
-        if self.lowercase:
-            keys = [key.decode("utf-8") for key in lowercase(tf.constant(tokens)).numpy()]
-        ids = np.array([self.words.get(key, 1) for key in keys])
+        # Python's str.lower is Unicode's full lower-case mapping, as the Lowercase layer's (ICU)
+        ids = np.array([self.words.get(token.lower() if self.lowercase else token, 1) for token in tokens])
         parts = [np.where((ids < len(self.trained))[:, None], self.trained[np.minimum(ids, len(self.trained) - 1)],
                           self.frozen[np.maximum(ids - len(self.trained), 0)] if len(self.frozen) else 0)]
         if self.casing is not None:
-            parts.append(self.casing[casing_ids(tf.constant([tokens])).numpy()[0]])
+            parts.append(self.casing[[casing_class(token) for token in tokens]])
         if self.char_encoder:
             parts.append(self.char_features(tokens))
         projected = self.rnns[0].project(np.concatenate(parts, axis=-1).astype(np.float32))
