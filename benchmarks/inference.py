@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import pipeline  # noqa: F401  (first: TensorFlow is then imported without its start-up lines)
-from pipeline.errors import exits_cleanly
+from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import seed_folder
 from pipeline.machine import describe_machine
@@ -79,12 +79,22 @@ def median_of(rounds: list[dict]) -> dict:
     return {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0] if key != "tags"}
 
 
-@exits_cleanly
-def main(argv: list[str] | None = None) -> None:
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help="measurements per figure (median reported)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--rounds", type=positive, default=ROUNDS, help="measurements per figure (median reported)")
+    return parser
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     from pipeline.data.corpus import read_split
     from pipeline.params import load_params
     params = load_params()
@@ -92,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for name in params.models:
         tagger_file = seed_folder(name, params.train.seeds[0]) / TAGGER_FILE
+        if not tagger_file.is_file():
+            raise PipelineError(f"{tagger_file}: no trained tagger; run `dvc repro` first")
         rounds = {"keras": [], "numpy": []}
         for _ in range(args.rounds):
             for path, load in (("keras", keras_graph), ("numpy", numpy_forward)):

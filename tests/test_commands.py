@@ -25,10 +25,10 @@ def repo(tmp_path_factory):
     return copy_of_repo(tmp_path_factory.mktemp("help"))
 
 
-@pytest.mark.slow  # eleven processes, most of them importing TensorFlow
+@pytest.mark.slow  # a process per command, most of them importing TensorFlow
 def test_every_command_answers_help_and_writes_nothing(repo):
     before = files_in(repo)
-    calls = [["-m", command.module, flag] for command, flag in zip(COMMANDS.values(), ["--help", "-h"] * 6)]
+    calls = [["-m", command.module, ["--help", "-h"][i % 2]] for i, command in enumerate(COMMANDS.values())]
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda args: run(args, repo), calls))
     for (_, module, _), (name, command), result in zip(calls, COMMANDS.items(), results):

@@ -682,19 +682,20 @@ def test_speed_benchmark_writes_its_report(repo):
     run(["git", "add", "pipeline", "benchmarks", "dvc.yaml", "params.yaml"], repo)
     run(["git", "commit", "-q", "--allow-empty", "-m", "the code to compare with"], repo)
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-    # one tagger (each measurement is a process of its own, twice with --revision): the suite's time
+    # one tagger at one batch size, and the book's model (each measurement is a process of its own, the
+    # tagger's twice with --revision): the suite's time
     run([sys.executable, "-m", "benchmarks.speed", "--epochs", "2", "--models", "char_cnn",
-         "--large-batches", "16", "--revision", "HEAD", "--profile"], repo)
+         "--large-batches", "", "--revision", "HEAD", "--profile"], repo)
     report = json.loads((repo / "reports/benchmark.json").read_text())
     assert report["revision"]["commit"] == head
-    assert [(r["model"], r["batch_size"]) for r in report["revision"]["results"]] == [("char_cnn", 8), ("char_cnn", 16)]
-    assert set(report["speedups_over_revision"]) == {"char_cnn@8", "char_cnn@16"}
+    assert [(r["model"], r["batch_size"]) for r in report["revision"]["results"]] == [("char_cnn", 8)]
+    assert set(report["speedups_over_revision"]) == {"char_cnn@8"}
     assert all(ratio > 0 for ratios in report["speedups_over_revision"].values() for ratio in ratios.values())
     for result in report["results"][:1] + report["revision"]["results"]:  # the profile, per layer, of each
         assert result["step_profile_ms"]["bidirectional"] > 0 and result["step_profile_ms"]["loss (crf)"] > 0, result
         assert result["step_profile_ms"]["char_encoder"] > 0, result
     assert run(["git", "worktree", "list"], repo).stdout.count("\n") == 1  # the temporary worktree is gone
-    assert [(r["model"], r["batch_size"]) for r in report["results"]] == [("char_cnn", 8), ("book", 8), ("char_cnn", 16)]
+    assert [(r["model"], r["batch_size"]) for r in report["results"]] == [("char_cnn", 8), ("book", 8)]
     for result in report["results"]:
         for key in ("train_sentences_per_second", "train_tokens_per_second", "inference_sentences_per_second",
                     "latency_ms_p50", "latency_ms_p95", "peak_memory_mib"):
@@ -705,6 +706,21 @@ def test_speed_benchmark_writes_its_report(repo):
     assert set(report["ratios_to_book"]) == {"char_cnn"}
     assert set(report["ratios_to_book"]["char_cnn"]) == {"train_sentences_per_second", "inference_sentences_per_second",
                                                           "latency_ms_p50", "peak_memory_mib"}
+
+
+def test_inference_benchmark_compares_the_two_paths_on_the_trained_taggers(repo):
+    repo, _ = repo
+    run([sys.executable, "-m", "benchmarks.inference", "--rounds", "1"], repo)
+    report = json.loads((repo / "reports/inference.json").read_text())
+    assert report["test_sentences"] == LIMIT and report["machine"]["cores"] >= 1
+    assert set(report["models"]) == set(MODELS)
+    for result in report["models"].values():
+        assert result["same_tags_on_test"] is True  # the NumPy forward pass tags as the Keras graph
+        for path in ("keras_graph", "numpy_forward"):
+            assert set(result[path]) == {"load_seconds", "first_pass_sentences_per_second",
+                                         "second_pass_sentences_per_second", "latency_ms_p50", "latency_ms_p95"}
+            assert all(value > 0 for value in result[path].values()), result
+            assert result[path]["latency_ms_p50"] <= result[path]["latency_ms_p95"]
 
 
 def test_a_new_variant_is_a_params_edit_only(repo):

@@ -40,6 +40,8 @@ COMMANDS = {
     "study": Command("pipeline.cli.study", "the same comparison over several datasets, one DVC experiment each"),
     "tracking-server": Command("pipeline.cli.tracking_server", "run a team MLflow server on PostgreSQL"),
     "benchmark": Command("benchmarks.speed", "measure training and tagging speed -> reports/benchmark.json"),
+    "inference-benchmark": Command("benchmarks.inference",
+                                   "the Keras graph against the NumPy forward pass -> reports/inference.json"),
     "scale-benchmark": Command("benchmarks.scale", "serial vs parallel trainings -> reports/scale.json"),
     "frontier": Command("benchmarks.frontier", "a search's speed-accuracy frontier and the recipe its rule picks"),
 }
