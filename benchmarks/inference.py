@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
               f"(first pass {numpy_row['first_pass_sentences_per_second']:.0f}), p50 {numpy_row['latency_ms_p50']:.2f} "
               f"ms; keras graph {keras_row['second_pass_sentences_per_second']:.0f} sentences/s, p50 "
               f"{keras_row['latency_ms_p50']:.2f} ms; same tags: {same}")
-    write_json_atomic(REPORT, {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": describe_machine(), "command": "python -m benchmarks.inference",
+    write_json_atomic(REPORT, {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": describe_machine(),
+                               "command": "python -m benchmarks.inference",
                                "test_sentences": len(test), "batch_size": params.evaluate.batch_size,
                                "rounds": args.rounds, "models": results})
 

@@ -58,6 +58,22 @@ def test_the_forward_pass_tags_as_the_keras_graph(tmp_path, options):
     assert loaded.tags == graph.tags
 
 
+def test_a_tagger_built_where_a_gpu_was_is_tagged_alike(tmp_path, monkeypatch):
+    """There the word BiLSTMs are Keras' own Bidirectional(LSTM) layers (cuDNN), with other weight
+    names. (A char BiLSTM built there does not load on a CPU at all: CharBiLSTM makes its inner
+    layer for the machine it is loaded on.)"""
+    import tensorflow as tf
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
+    graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn", rnn_layers=2))
+    monkeypatch.undo()
+    assert type(graph.model.get_layer("network").get_layer("bidirectional")).__name__ == "Bidirectional"
+    loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
+    assert loaded.forward is not None
+    assert loaded.tag_tokens(SENTENCES) == graph.tag_tokens(SENTENCES)
+
+
 def test_a_gru_tagger_is_tagged_by_its_keras_graph(tmp_path):
     graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn", cell="gru"))
     loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
@@ -98,8 +114,8 @@ def test_viterbi_finds_the_best_path_by_brute_force():
         assert tuple(paths[:length, row]) == best
 
 
-EDGE_TOKENS = ["1996", "3-1/2", "peter", "EU", "Zürich", "x4y", "-", "élan", "ÉCU", "İstanbul", "ΣΟΦΟΣ", "Straße",
-               "ǅemal", "ﬁne", "Ⅻ", "١٢٣", "O'Neill", "iPhone", "ß", "ǈ", "", "𝐀𝐁", "ÅSA-ÅS"]
+EDGE_TOKENS = ["1996", "3-1/2", "peter", "EU", "Zürich", "x4y", "-", "élan", "ÉCU", "İstanbul", "ΣΟΦΟΣ",
+               "Straße", "ǅemal", "ﬁne", "Ⅻ", "١٢٣", "O'Neill", "iPhone", "ß", "ǈ", "", "𝐀𝐁", "ÅSA-ÅS"]
 
 
 def test_the_string_rules_agree_with_the_taggers_layers_on_every_conll_token(real_train, real_dev):

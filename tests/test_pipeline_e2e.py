@@ -412,7 +412,10 @@ def test_a_truncated_tagger_is_never_up_to_date_and_dvc_repro_as_advised_retrain
     file no longer has the SHA-256 its summary.json recorded), and the store and lock agree after."""
     repo, _ = repo
     copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1]})
-    run([sys.executable, "-m", "dvc", "repro", "train"], copy)
+    # the fixture's pair, trained with the same settings and inputs: `dvc repro` keeps it (its fingerprint)
+    shutil.copytree(repo / "models/baseline/seed_1", copy / "models/baseline/seed_1")
+    kept = run([sys.executable, "-m", "dvc", "repro", "train"], copy)
+    assert "baseline seed 1 is up to date (same fingerprint), kept" in kept.stdout + kept.stderr
     tagger = copy / "models/baseline/seed_1/tagger.keras"
     whole = tagger.read_bytes()
     tagger.write_bytes(whole[: len(whole) // 2])

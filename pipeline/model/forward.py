@@ -43,14 +43,18 @@ def _layers(config: dict, name: str) -> dict[str, dict]:
     return {layer["config"]["name"]: layer for layer in part["config"]["layers"]}
 
 
+def is_bilstm(layer: dict) -> bool:
+    """A FusedBiLSTM, or Keras' Bidirectional(LSTM) (what a tagger built where a GPU was has)."""
+    return layer["class_name"] == "FusedBiLSTM" or (
+        layer["class_name"] == "Bidirectional" and layer["config"]["layer"]["class_name"] == "LSTM")
+
+
 def supports(config: dict) -> bool:
     """Whether this forward pass can run the tagger: its recurrent layers are LSTMs."""
     network = _layers(config, NETWORK)
     recurrent = [layer for name, layer in network.items() if name.startswith("bidirectional")]
-    return bool(recurrent) and all(layer["class_name"] == "FusedBiLSTM" or (
-        layer["class_name"] == "Bidirectional" and layer["config"]["layer"]["class_name"] == "LSTM")
-        for layer in recurrent) and network.get("char_encoder", {}).get("class_name") in (None, "CharCNN",
-                                                                                          "CharBiLSTM")
+    char_encoder = network.get("char_encoder", {}).get("class_name")
+    return bool(recurrent) and all(map(is_bilstm, recurrent)) and char_encoder in (None, "CharCNN", "CharBiLSTM")
 
 
 def take_vocabularies(config: dict) -> dict[str, list[str]]:
@@ -98,37 +102,43 @@ def lookup_table(vocabulary: list[str]) -> dict[str, int]:
     return _TABLES[key]
 
 
+def arrays(*variables) -> list[np.ndarray]:
+    return [np.asarray(variable.numpy(), np.float32) for variable in variables]
+
+
 class ForwardPass:
     """Token strings -> tag strings, with the weights of a loaded Keras tagger (built by
     `take_vocabularies`' config) and the vocabularies taken from its file."""
 
     def __init__(self, keras_tagger, config: dict, vocabularies: dict[str, list[str]]):
         network = keras_tagger.get_layer(NETWORK)
-        weights = {w.path: np.asarray(w.numpy(), np.float32) for w in network.weights}
         encoder = _layers(config, ENCODER)
         layers = _layers(config, NETWORK)
         self.tags = np.array(keras_tagger.get_layer(DECODER).tags, dtype=object)
         self.lowercase = "lowercase" in encoder
         self.words = lookup_table(vocabularies["words"])
-        self.trained = weights["word_embedding/embeddings"]
-        self.frozen = weights.get("word_embedding/frozen_embeddings", np.zeros((0, self.trained.shape[1]), np.float32))
-        self.casing = weights.get("casing_embedding/embeddings")
+        embedding = network.get_layer("word_embedding")
+        self.trained, self.frozen = arrays(embedding.trained, embedding.frozen)
+        self.casing = arrays(network.get_layer("casing_embedding").embeddings)[0] if "casing_embedding" in layers \
+            else None
         self.char_encoder = layers.get("char_encoder", {}).get("class_name")
         if self.char_encoder:
+            char_encoder = network.get_layer("char_encoder")
             self.chars = lookup_table(vocabularies["chars"])
             self.max_word_length = encoder["char_split"]["config"]["max_word_length"]
-            self.char_embedding = weights["char_encoder/char_embedding/embeddings"]
+            [self.char_embedding] = arrays(*char_encoder.embedding.weights)
             if self.char_encoder == "CharCNN":
-                self.conv_kernel = weights["char_encoder/char_conv/kernel"]
-                self.conv_bias = weights["char_encoder/char_conv/bias"]
+                self.conv_kernel, self.conv_bias = arrays(char_encoder.conv.kernel, char_encoder.conv.bias)
             else:
-                self.char_bilstm = BiLSTM(weights, "char_encoder/char_bilstm")
-        self.rnns = [BiLSTM(weights, name) for name in layers if name.startswith("bidirectional")]
+                self.char_bilstm = BiLSTM(arrays(*char_encoder.bilstm.weights))
+        self.rnns = [BiLSTM(arrays(*network.get_layer(name).weights)) for name in layers
+                     if name.startswith("bidirectional")]
+        dense = network.get_layer("tag_scores" if "crf" in layers else "tag_softmax")
+        self.output = arrays(dense.kernel, dense.bias)
+        self.crf = None
         if "crf" in layers:
-            self.output = weights["tag_scores/kernel"], weights["tag_scores/bias"]
-            self.crf = weights["crf/transitions"], weights["crf/start"], weights["crf/end"]
-        else:
-            self.output, self.crf = (weights["tag_softmax/kernel"], weights["tag_softmax/bias"]), None
+            crf = network.get_layer("crf")
+            self.crf = arrays(crf.transitions, crf.start, crf.end)
         # every token's projection by the first RNN layer (its features, hence these, do not depend
         # on its neighbours): row 0 is padding's, then one row per token in `known`, per direction
         units4 = 4 * self.rnns[0].units

@@ -56,13 +56,10 @@ def reversed_each(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 class BiLSTM:
     """A FusedBiLSTM or Keras Bidirectional(LSTM) layer's weights (the same maths)."""
 
-    def __init__(self, weights: dict[str, np.ndarray], prefix: str):
-        parts = ("kernel", "recurrent_kernel", "bias")
-        names = [[f"{direction}_{part}" for part in parts] for direction in ("forward", "backward")]
-        if f"{prefix}/forward_kernel" not in weights:  # Keras' Bidirectional(LSTM), built where a GPU was
-            names = [[f"{direction}_lstm/lstm_cell/{part}" for part in parts] for direction in ("forward", "backward")]
-        (kernel_f, recurrent_f, bias_f), (kernel_b, recurrent_b, bias_b) = (
-            [halve_sigmoid_gates(weights[f"{prefix}/{name}"]) for name in direction] for direction in names)
+    def __init__(self, weights: list[np.ndarray]):
+        """`weights`: the layer's, in the order both kinds keep them: the forward direction's
+        kernel, recurrent kernel and bias, then the backward direction's."""
+        kernel_f, recurrent_f, bias_f, kernel_b, recurrent_b, bias_b = map(halve_sigmoid_gates, weights)
         self.kernel = np.concatenate([kernel_f, kernel_b], axis=1)  # both directions' projections in one matmul
         self.bias = np.concatenate([bias_f, bias_b])
         self.recurrent = np.stack([recurrent_f, recurrent_b])
