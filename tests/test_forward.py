@@ -74,6 +74,17 @@ def test_a_tagger_built_where_a_gpu_was_is_tagged_alike(tmp_path, monkeypatch):
     assert loaded.tag_tokens(SENTENCES) == graph.tag_tokens(SENTENCES)
 
 
+def test_past_its_limit_the_token_cache_starts_afresh_and_tags_alike(tmp_path, monkeypatch):
+    from pipeline.model import forward
+    graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn"))
+    loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
+    monkeypatch.setattr(forward, "CACHE_LIMIT", 6)
+    expected = graph.tag_tokens(SENTENCES)
+    # one sentence at a time: known tokens and new ones in one batch, past the limit
+    assert [loaded.tag_tokens([sentence])[0] for sentence in SENTENCES] == expected
+    assert len(loaded.forward.known) <= 9  # the longest sentence's distinct tokens at most
+
+
 def test_a_gru_tagger_is_tagged_by_its_keras_graph(tmp_path):
     graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn", cell="gru"))
     loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")

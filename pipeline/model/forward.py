@@ -167,8 +167,6 @@ class ForwardPass:
 
     def encode(self, tokens: list[str]) -> None:
         """Compute and keep the projections of `tokens` (distinct, not yet known)."""
-        if len(self.known) + len(tokens) > CACHE_LIMIT:
-            self.known.clear()
         # Python's str.lower is Unicode's full lower-case mapping, as the Lowercase layer's (ICU)
         ids = np.array([self.words.get(token.lower() if self.lowercase else token, 1) for token in tokens])
         parts = [np.where((ids < len(self.trained))[:, None], self.trained[np.minimum(ids, len(self.trained) - 1)],
@@ -190,7 +188,11 @@ class ForwardPass:
 
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         """Tags for a batch of non-empty sentences (similar lengths make it fast)."""
-        new = list(dict.fromkeys(token for tokens in sentences for token in tokens if token not in self.known))
+        distinct = dict.fromkeys(token for tokens in sentences for token in tokens)
+        new = [token for token in distinct if token not in self.known]
+        if len(self.known) + len(new) > CACHE_LIMIT:  # start afresh, with every token this batch needs
+            self.known.clear()
+            new = list(distinct)
         if new:
             self.encode(new)
         longest_first = sorted(range(len(sentences)), key=lambda row: -len(sentences[row]))
