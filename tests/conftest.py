@@ -20,6 +20,17 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# The modules that take longest, longest first: the test workers (pytest-xdist, pyproject.toml) take
+# whole modules in this order, so that the long ones start at once and the two workers end together
+LONGEST_FIRST = ("test_pipeline_e2e.py", "test_experiments.py", "test_recovery.py", "test_study.py",
+                 "test_recipes.py", "test_quick_run.py", "test_failure_catalogue.py", "test_model.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 DATA_ENV = "NER_SHARED_DATA"  # a folder laid out like a data.source mirror: conll2003/train.txt, ...
 CI_ENV = "CI"  # set by .ci/run: a missing server or browser fails the run instead of skipping tests
 
@@ -28,10 +39,13 @@ def data_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ner-char-embeddings" / "data"
 
 
-def mirrored_data() -> Path:
+class NoTestData(Exception):
+    """The real data is neither in NER_SHARED_DATA nor downloadable; the message says what to do."""
+
+
+def find_data() -> Path:
     """The real CoNLL-2003 / CoNLL++ files (never committed): $NER_SHARED_DATA, else a cache folder
-    filled once by the project's own download code (public URLs, SHA-256 checked). Without either,
-    the run stops with one line saying what to do."""
+    filled once by the project's own download code (public URLs, SHA-256 checked)."""
     from pipeline.data.datasets import DATASETS
     from pipeline.data.download import mirror_dataset
     from pipeline.errors import PipelineError
@@ -40,9 +54,9 @@ def mirrored_data() -> Path:
         folder = Path(os.environ[DATA_ENV]).expanduser().resolve()
         missing = [f.local_name for f in DATASETS["conll2003"].values() if not (folder / f.local_name).is_file()]
         if missing:
-            pytest.exit(f"{DATA_ENV}={folder}: {', '.join(missing)} not found there; point {DATA_ENV} at a "
-                        "folder laid out like conll2003/train.txt, conll2003/valid.txt, conll2003/test.txt, "
-                        "conllpp/conllpp_test.txt, or unset it to download them", returncode=3)
+            raise NoTestData(f"{DATA_ENV}={folder}: {', '.join(missing)} not found there; point {DATA_ENV} at a "
+                             "folder laid out like conll2003/train.txt, conll2003/valid.txt, conll2003/test.txt, "
+                             "conllpp/conllpp_test.txt, or unset it to download them")
         return folder
     folder = data_cache()
     try:
@@ -50,10 +64,37 @@ def mirrored_data() -> Path:
     except PipelineError as error:
         reason = re.split(r" \(|;", str(error))[0]  # "<url>: download failed", "<url>: HTTP 404 ..."
         urls = " ".join(f.url for f in DATASETS["conll2003"].values())
-        pytest.exit(f"no test data: set {DATA_ENV} to a folder holding conll2003/train.txt, conll2003/valid.txt, "
-                    f"conll2003/test.txt and conllpp/conllpp_test.txt; downloading them into {folder} failed "
-                    f"({reason}). Their public URLs: {urls}", returncode=3)
+        raise NoTestData(f"no test data: set {DATA_ENV} to a folder holding conll2003/train.txt, conll2003/valid.txt, "
+                         f"conll2003/test.txt and conllpp/conllpp_test.txt; downloading them into {folder} failed "
+                         f"({reason}). Their public URLs: {urls}") from None
     return folder
+
+
+NO_DATA: list[str] = []  # why find_data failed before the session began, so that it is not tried twice
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Find the data before the test workers start. A worker that stops the run is a crash to
+    pytest-xdist (a traceback), so without the data the run stays in this one process, where the
+    first test that needs it stops the run with one line (mirrored_data)."""
+    if hasattr(config, "workerinput") or config.option.dist == "no" or config.getvalue("collectonly"):
+        return
+    try:
+        find_data()
+    except NoTestData as error:
+        NO_DATA.append(str(error))
+        config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []
+
+
+def mirrored_data() -> Path:
+    """find_data's folder; without it, the run stops with one line saying what to do."""
+    try:
+        if NO_DATA:
+            raise NoTestData(NO_DATA[0])
+        return find_data()
+    except NoTestData as error:
+        pytest.exit(str(error), returncode=3)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,22 @@ def test_more_threads_per_training_than_local_cpus_stops_with_the_key_named(monk
         cluster.shutdown()
 
 
+def test_trainings_share_the_cores_when_that_saves_a_round():
+    """cores / threads trainings at a time, unless the last round would be at most half full: then
+    all at once, on a local Ray sized to the machine (not one the user sized, nor a remote cluster,
+    nor with GPUs)."""
+    two_cores = cluster.Cluster("local", 2.0, 0.0, 0.0)
+    assert [cluster.cpus_per_task(1, tasks, two_cores) for tasks in (1, 2, 3, 4, 5, 9)] == [1, 1, 2 / 3, 1, 1, 1]
+    four_cores = cluster.Cluster("local", 4.0, 0.0, 0.0)
+    assert [cluster.cpus_per_task(1, tasks, four_cores) for tasks in (4, 5, 6, 7)] == [1, 0.8, 4 / 6, 1]
+    assert [cluster.cpus_per_task(2, tasks, four_cores) for tasks in (2, 3, 4)] == [2, 4 / 3, 2]
+    assert cluster.cpus_per_task(1, 1, cluster.Cluster("local", 1.0, 0.0, 0.0)) == 1  # one core: no gain
+    assert cluster.cpus_per_task(1, 2, cluster.Cluster("local", 1.0, 0.0, 0.0)) == 1
+    for elsewhere in (cluster.Cluster("local", 2.0, 0.0, 0.0, sized_by_user=True),
+                      cluster.Cluster("127.0.0.1:6379", 2.0, 0.0, 0.0), cluster.Cluster("local", 2.0, 1.0, 1.0)):
+        assert cluster.cpus_per_task(1, 3, elsewhere) == 1
+
+
 @pytest.mark.slow
 def test_stopping_the_test_cluster_leaves_another_ray_of_the_machine_running(monkeypatch):
     """The tests' Ray cluster is stopped by its own port: a developer's `dvc repro` (its local Ray)

@@ -6,7 +6,7 @@ where the command imports it), nothing on stdout, and every
 file the project had before, byte for byte, with no temporary file left behind.
 
 The faults that need a whole pipeline (`kill -9` of a `dvc repro`, a tracking server that goes
-down) are in test_pipeline_e2e.py; a full disk is in test_vocab.py and test_files.py.
+down) are in test_pipeline_e2e.py and test_recovery.py; a full disk is in test_vocab.py and test_files.py.
 """
 from __future__ import annotations
 

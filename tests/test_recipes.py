@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT, commit_as_a_clone, copy_of_repo, serving, stop_ray_cluster
-from tests.test_pipeline_e2e import set_params
+from tests.tiny_project import set_params
 
 pytestmark = pytest.mark.slow  # a Ray cluster, PostgreSQL, an MLflow server and a dvc repro
 

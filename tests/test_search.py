@@ -1,4 +1,4 @@
-"""The search file: what it may say, and the ranking's order (training: tests/test_pipeline_e2e.py)."""
+"""The search file: what it may say, and the ranking's order (training: tests/test_experiments.py)."""
 import json
 
 import pytest
