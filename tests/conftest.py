@@ -78,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Find the data before the test workers start. A worker that stops the run is a crash to
     pytest-xdist (a traceback), so without the data the run stays in this one process, where the
     first test that needs it stops the run with one line (mirrored_data)."""
-    if hasattr(config, "workerinput") or config.option.dist == "no" or config.getvalue("collectonly"):
+    if hasattr(config, "workerinput") or getattr(config.option, "dist", "no") == "no" or config.getvalue("collectonly"):
         return
     try:
         find_data()

@@ -3,9 +3,8 @@
 With no set-up Ray starts inside the driver process, sized to this machine's cores, and runs
 cores / train.threads trainings at once (or all of them, when that saves a round: cpus_per_task).
 With RAY_ADDRESS set, the same tasks go to that Ray cluster (machines started with `ray start`,
-KubeRay, Slurm) and the `pipeline` package travels
-with them; the driver keeps every file write and every MLflow call, so workers need neither the
-repository nor the store.
+KubeRay, Slurm) and the `pipeline` package travels with them; the driver keeps every file write and
+every MLflow call, so workers need neither the repository nor the store.
 
 Each task runs in a fresh worker process (TensorFlow's thread pools are fixed at its start),
 asks for a GPU where the cluster has one, and is run again if its worker dies.
