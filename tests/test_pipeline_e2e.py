@@ -149,11 +149,11 @@ def test_when_the_last_round_would_be_half_empty_every_training_starts_at_once(r
     not two and then one beside an idle core: each one's MLflow run starts before any has ended."""
     repo, _ = repo
     cores = os.cpu_count() or 1
-    if cores < 2:
-        pytest.skip("one core: sharing it saves nothing")
+    if not 2 <= cores <= 8:  # one core: nothing to share; many: that many trainings' memory at once
+        pytest.skip(f"{cores} cores: the case is checked on 2 to 8")
     seeds = list(range(1, cores + cores // 2 + 1))
     copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": seeds, "train.epochs": 2})
-    result = run([sys.executable, "-m", "pipeline.stages.train"], copy)
+    result = run([sys.executable, "-m", "pipeline.stages.train"], copy, timeout=900)
     assert f"{len(seeds)} of {len(seeds)} trainings done" in result.stdout
     client = mlflow.MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id])
