@@ -232,6 +232,22 @@ def test_char_bilstm_gives_keras_bilstm_final_states_and_ignores_padding_charact
     assert layer.compute_mask(ids).numpy().tolist() == [[True, True, False]]
 
 
+def test_char_bilstm_groups_tokens_by_length_with_the_same_states_as_one_token_at_a_time():
+    layer = CharBiLSTM(n_chars=30, char_dim=4, units=3)
+    rng = np.random.default_rng(0)
+    lengths = [1, 4, 5, 7, 8, 10, 11, 20, 2, 0, 13]  # every group's bounds, an empty row, out of order
+    ids = np.zeros((len(lengths), 20), "int32")
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1, 30, length)
+    grouped = layer.encode(ids).numpy()
+    for row, length in enumerate(lengths):
+        alone = layer.encode(ids[row : row + 1, : max(length, 1)]).numpy()[0]
+        np.testing.assert_allclose(grouped[row], alone, atol=1e-6, err_msg=f"length {length}")
+    # a batch that leaves groups empty, and one of padding only
+    np.testing.assert_allclose(layer.encode(ids[:2]).numpy(), grouped[:2], atol=1e-6)
+    assert not layer.encode(np.zeros((3, 20), "int32")).numpy().any()
+
+
 @pytest.mark.parametrize("layer", [CharCNN(10, 4, 5, 3), CharBiLSTM(10, 4, 3)], ids=["cnn", "lstm"])
 def test_char_encoders_encode_each_distinct_token_once_with_the_same_result(layer):
     # "ab" three times, a padding token twice, "c" once: three distinct rows
@@ -321,6 +337,19 @@ def test_on_a_cpu_the_lstms_run_on_the_fused_kernel():
     assert sorted(fused) == ["bidirectional", "char_bilstm"]
 
 
+def test_a_char_lstm_tagger_built_where_a_gpu_is_loads_where_none_is(monkeypatch, tmp_path):
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
+    _, network, tagger = make_tagger("lstm")
+    assert isinstance(network.get_layer("bidirectional"), keras.layers.Bidirectional)  # cuDNN for the words
+    sentences = [["Peter", "lives", "in", "Berlin", "."], ["Unseen", "wörds"]]
+    before = tag(tagger, sentences)
+    tagger.save(tmp_path / "tagger.keras")
+    monkeypatch.setattr(tf.config, "list_physical_devices", real)
+    assert tag(keras.saving.load_model(tmp_path / "tagger.keras"), sentences) == before
+
+
 def test_on_a_gpu_the_recurrent_layers_keep_the_cudnn_conditions(monkeypatch):
     """On a GPU, Keras runs an LSTM/GRU with cuDNN only with its default activations, no recurrent
     dropout, no unrolling and a bias (GRU: reset_after); a change here would silently cost GPU users."""
@@ -330,7 +359,7 @@ def test_on_a_gpu_the_recurrent_layers_keep_the_cudnn_conditions(monkeypatch):
     spec = TaggerParams.model_validate({**PARAMS.model.model_dump(), "char_encoder": "lstm"})
     network = build_network(100, 50, 9, spec, None)
     recurrent = [layer for layer in network._flatten_layers() if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
-    assert len(recurrent) == 4  # word BiLSTM and char BiLSTM, forward and backward
+    assert len(recurrent) == 2  # the word BiLSTM's directions; the char BiLSTM stays fused (next test)
     for layer in recurrent:
         config = layer.get_config()
         assert (config["activation"], config["recurrent_activation"]) == ("tanh", "sigmoid")

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from pipeline.model.bilstm import bidirectional_lstm
+from pipeline.model.bilstm import FusedBiLSTM
 
 PAD = ""  # padding token; also the StringLookup mask token, so it maps to id 0
 # casing classes of Reimers & Gurevych (2017); id 0 is padding, ids follow this order from 1
@@ -131,24 +131,38 @@ class CharCNN(CharEncoder):
 @keras.saving.register_keras_serializable(package="ner")
 class CharBiLSTM(CharEncoder):
     """Char embedding -> bidirectional LSTM over each token's characters, the final forward and
-    backward states concatenated (Lample et al. 2016). Padding characters are masked."""
+    backward states concatenated (Lample et al. 2016). Padding characters are masked.
+
+    The LSTM is always the FusedBiLSTM, on any device, so that a tagger trained where a GPU was
+    loads where none is (its weights are laid out as this layer's)."""
+
+    # tokens are encoded in groups by length (up to 4 characters, 5-7, 8-10, longer), each group
+    # running only as many LSTM steps as its longest token: the same states, about half the work
+    # on CoNLL batches, whose many short tokens would otherwise run to the longest one's length
+    LENGTH_GROUPS = (4, 7, 10)
 
     def __init__(self, n_chars: int, char_dim: int, units: int, dropout: float = 0.0, **kwargs):
         super().__init__(dropout=dropout, **kwargs)
         self.n_chars, self.char_dim, self.units = n_chars, char_dim, units
         self.features = 2 * units
         self.embedding = layers.Embedding(n_chars, char_dim, name="char_embedding")
-        self.bilstm = bidirectional_lstm(units, return_sequences=False, name="char_bilstm")
+        self.bilstm = FusedBiLSTM(units, return_sequences=False, name="char_bilstm")
 
     def build(self, input_shape):
         self.embedding.build((None, input_shape[-1]))
         self.bilstm.build((None, input_shape[-1], self.char_dim))
 
     def encode(self, char_ids):
-        # run only as many steps as the longest token of the batch has characters
-        width = ops.max(ops.sum(ops.cast(ops.not_equal(char_ids, 0), "int32"), axis=1))
-        char_ids = char_ids[:, :width]
-        return self.bilstm(self.embed(char_ids), mask=ops.not_equal(char_ids, 0))
+        lengths = ops.sum(ops.cast(ops.not_equal(char_ids, 0), "int32"), axis=1)
+        group = tf.searchsorted(tf.constant(self.LENGTH_GROUPS, tf.int32), lengths, side="left")
+        count = len(self.LENGTH_GROUPS) + 1
+        positions = tf.dynamic_partition(tf.range(tf.shape(char_ids)[0]), group, count)
+        encoded = []
+        for ids, group_lengths in zip(tf.dynamic_partition(char_ids, group, count),
+                                      tf.dynamic_partition(lengths, group, count)):
+            ids = ids[:, :tf.maximum(ops.max(group_lengths, initial=0), 1)]  # at least one step, even if empty
+            encoded.append(self.bilstm(self.embed(ids), mask=ops.not_equal(ids, 0)))
+        return tf.dynamic_stitch(positions, encoded)
 
     def get_config(self):
         return {**super().get_config(), "n_chars": self.n_chars, "char_dim": self.char_dim, "units": self.units,
