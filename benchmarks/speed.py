@@ -256,13 +256,18 @@ def time_full_repro(source: str, clone: Path | None = None) -> dict:
     MLflow store; else a temporary one), data from `source` (data.source)."""
     with tempfile.TemporaryDirectory() as folder:
         clone = clone or Path(folder) / "clone"
+        if clone.exists():
+            raise PipelineError(f"{clone} already exists: name a new folder for the fresh clone")
         subprocess.run(["git", "clone", "--quiet", ".", str(clone)], check=True)
         params = yaml.safe_load((clone / "params.yaml").read_text())
         params["data"]["source"] = source if source == "default" else str(Path(source).resolve())
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
         started = time.perf_counter()
-        subprocess.run(["dvc", "repro", "--quiet"], cwd=clone, check=True, env=env)
+        repro = subprocess.run(["dvc", "repro", "--quiet"], cwd=clone, env=env)
+        if repro.returncode:  # dvc has printed why
+            raise PipelineError(f"dvc repro failed in {clone} (exit status {repro.returncode}), see above; "
+                                f"offline? rerun with --source FOLDER, a local copy of the data, and a new clone folder")
         seconds = round(time.perf_counter() - started)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True)
         return {"seconds": seconds, "commit": commit.stdout.strip(), "seeds": params["train"]["seeds"],

@@ -57,3 +57,16 @@ def test_a_revision_older_than_the_pieces_is_refused_in_one_line(tmp_path):
     assert done.returncode == 1
     assert ("this revision's pipeline has no read_split (looked in pipeline.data.corpus, pipeline.corpus); "
             "--revision measures revisions from a84e99e on") in done.stderr
+
+
+def test_a_timed_repro_that_fails_says_so_in_one_line_and_a_used_clone_folder_is_refused(tmp_path):
+    clone = tmp_path / "clone"
+    command = [sys.executable, "-m", "benchmarks.speed", "--repro-only", str(clone), "--source", str(tmp_path / "no-data")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    failed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert "no-data" in failed.stderr  # dvc's own line names the missing data folder
+    assert failed.stderr.strip().splitlines()[-1].startswith(f"error: dvc repro failed in {clone} (exit status ")
+    again = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert (again.returncode, again.stderr.strip()) == (
+        1, f"error: {clone} already exists: name a new folder for the fresh clone")
