@@ -160,8 +160,11 @@ class CharBiLSTM(CharEncoder):
         encoded = []
         for ids, group_lengths in zip(tf.dynamic_partition(char_ids, group, count),
                                       tf.dynamic_partition(lengths, group, count)):
-            ids = ids[:, :tf.maximum(ops.max(group_lengths, initial=0), 1)]  # at least one step, even if empty
-            encoded.append(self.bilstm(self.embed(ids), mask=ops.not_equal(ids, 0)))
+            ids = ids[:, :tf.maximum(ops.max(group_lengths, initial=0), 1)]  # padding tokens only: one step
+            # plus one padding row, dropped after: BlockLSTM's gradient for an empty batch (an empty
+            # group) is uninitialised memory
+            ids = tf.pad(ids, [[0, 1], [0, 0]])
+            encoded.append(self.bilstm(self.embed(ids), mask=ops.not_equal(ids, 0))[:-1])
         return tf.dynamic_stitch(positions, encoded)
 
     def get_config(self):
