@@ -381,7 +381,7 @@ def test_on_a_gpu_the_recurrent_layers_keep_the_cudnn_conditions(monkeypatch):
     spec = TaggerParams.model_validate({**PARAMS.model.model_dump(), "char_encoder": "lstm"})
     network = build_network(100, 50, 9, spec, None)
     recurrent = [layer for layer in network._flatten_layers() if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
-    assert len(recurrent) == 2  # the word BiLSTM's directions; the char BiLSTM stays fused (next test)
+    assert len(recurrent) == 2  # the word BiLSTM's directions; the char BiLSTM stays fused (test above)
     for layer in recurrent:
         config = layer.get_config()
         assert (config["activation"], config["recurrent_activation"]) == ("tanh", "sigmoid")
