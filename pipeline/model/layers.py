@@ -131,15 +131,12 @@ class CharCNN(CharEncoder):
 @keras.saving.register_keras_serializable(package="ner")
 class CharBiLSTM(CharEncoder):
     """Char embedding -> bidirectional LSTM over each token's characters, the final forward and
-    backward states concatenated (Lample et al. 2016). Padding characters are masked.
+    backward states concatenated (Lample et al. 2016); padding characters masked. The LSTM is the
+    FusedBiLSTM on any device, so that a tagger trained on a GPU loads without one. Tokens run in
+    groups by length, each only as many steps as its longest token (the same states, half the work
+    on CoNLL batches, whose short tokens would otherwise run to the longest's length)."""
 
-    The LSTM is always the FusedBiLSTM, on any device, so that a tagger trained where a GPU was
-    loads where none is (its weights are laid out as this layer's)."""
-
-    # tokens are encoded in groups by length (up to 4 characters, 5-7, 8-10, longer), each group
-    # running only as many LSTM steps as its longest token: the same states, about half the work
-    # on CoNLL batches, whose many short tokens would otherwise run to the longest one's length
-    LENGTH_GROUPS = (4, 7, 10)
+    LENGTH_GROUPS = (4, 7, 10)  # up to 4 characters, 5-7, 8-10, longer
 
     def __init__(self, n_chars: int, char_dim: int, units: int, dropout: float = 0.0, **kwargs):
         super().__init__(dropout=dropout, **kwargs)
@@ -161,8 +158,7 @@ class CharBiLSTM(CharEncoder):
         for ids, group_lengths in zip(tf.dynamic_partition(char_ids, group, count),
                                       tf.dynamic_partition(lengths, group, count)):
             ids = ids[:, :tf.maximum(ops.max(group_lengths, initial=0), 1)]  # padding tokens only: one step
-            # plus one padding row, dropped after: BlockLSTM's gradient for an empty batch (an empty
-            # group) is uninitialised memory
+            # one padding row more, dropped after: BlockLSTM's gradient for an empty batch is garbage
             ids = tf.pad(ids, [[0, 1], [0, 0]])
             encoded.append(self.bilstm(self.embed(ids), mask=ops.not_equal(ids, 0))[:-1])
         return tf.dynamic_stitch(positions, encoded)
