@@ -359,10 +359,16 @@ def test_on_a_cpu_the_lstms_run_on_the_fused_kernel():
     assert sorted(fused) == ["bidirectional", "char_bilstm"]
 
 
-def test_a_char_lstm_tagger_built_where_a_gpu_is_loads_where_none_is(monkeypatch, tmp_path):
+def pretend_a_gpu(monkeypatch) -> None:
+    """tf.config reports a GPU, as where the recurrent layers choose cuDNN."""
     real = tf.config.list_physical_devices
     monkeypatch.setattr(tf.config, "list_physical_devices",
                         lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
+
+
+def test_a_char_lstm_tagger_built_where_a_gpu_is_loads_where_none_is(monkeypatch, tmp_path):
+    real = tf.config.list_physical_devices
+    pretend_a_gpu(monkeypatch)
     _, network, tagger = make_tagger("lstm")
     assert isinstance(network.get_layer("bidirectional"), keras.layers.Bidirectional)  # cuDNN for the words
     sentences = [["Peter", "lives", "in", "Berlin", "."], ["Unseen", "wörds"]]
@@ -375,9 +381,7 @@ def test_a_char_lstm_tagger_built_where_a_gpu_is_loads_where_none_is(monkeypatch
 def test_on_a_gpu_the_recurrent_layers_keep_the_cudnn_conditions(monkeypatch):
     """On a GPU, Keras runs an LSTM/GRU with cuDNN only with its default activations, no recurrent
     dropout, no unrolling and a bias (GRU: reset_after); a change here would silently cost GPU users."""
-    real = tf.config.list_physical_devices
-    monkeypatch.setattr(tf.config, "list_physical_devices",
-                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
+    pretend_a_gpu(monkeypatch)
     spec = TaggerParams.model_validate({**PARAMS.model.model_dump(), "char_encoder": "lstm"})
     network = build_network(100, 50, 9, spec, None)
     recurrent = [layer for layer in network._flatten_layers() if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
