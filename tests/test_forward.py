@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline.data.vocabulary import frozen_word_rows
 from pipeline.model.forward import casing_class
-from pipeline.model.network import build_encoder, build_network, build_tagger, frozen_word_rows, tag_classes
+from pipeline.model.network import build_encoder, build_network, build_tagger, tag_classes
 from pipeline.model.numpy_layers import lstm, reversed_each, viterbi
 from pipeline.model.tagger import Tagger
 from pipeline.model.trained import FROZEN_ROWS_FILE, npy_bytes

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.data.vocabulary import Vocabulary
+from pipeline.data.vocabulary import Vocabulary, frozen_word_rows
 from pipeline.errors import PipelineError
 from pipeline.model.bilstm import FusedBiLSTM
 from pipeline.model.layers import CASINGS, CharBiLSTM, CharCNN, WordDropout
@@ -14,7 +14,6 @@ from pipeline.model.network import (
     build_encoder,
     build_network,
     build_tagger,
-    frozen_word_rows,
     output_tags,
     pad_batch,
     tag_classes,

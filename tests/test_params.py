@@ -4,7 +4,7 @@ import yaml
 from pipeline.data.corpus import Sentence
 from pipeline.errors import PipelineError
 from pipeline.params import load_params
-from pipeline.training.fit import check_recipe
+from pipeline.training.pairs import check_recipe
 from tests.conftest import REPO_ROOT
 
 

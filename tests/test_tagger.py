@@ -14,8 +14,9 @@ import pytest
 from pipeline import Tagger
 from pipeline.cli.predict import main as predict
 from pipeline.data.tokenize import tokenize
+from pipeline.data.vocabulary import frozen_word_rows
 from pipeline.errors import PipelineError
-from pipeline.model.network import build_encoder, build_network, build_tagger, frozen_word_rows
+from pipeline.model.network import build_encoder, build_network, build_tagger
 from pipeline.model.tagger import entities_of, list_digest, tagger_identity
 from pipeline.model.trained import FROZEN_ROWS_FILE, npy_bytes
 from pipeline.params import TaggerParams

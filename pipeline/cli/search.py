@@ -49,8 +49,7 @@ from pipeline.tracking import runs
 from pipeline.tracking.experiment import open_experiment
 from pipeline.tracking.store import SEARCH_EXPERIMENT
 from pipeline.training import cluster
-from pipeline.training.fit import train_pair
-from pipeline.training.pairs import input_digests
+from pipeline.training.pairs import input_digests, train_pair
 
 SEARCH_KEYS = {"model", "seeds", "base", "points"}
 

@@ -99,6 +99,14 @@ def trained_word_count(words: list[str], train: list[Sentence], lowercase: bool)
     return next((i for i, word in enumerate(words) if word not in seen), len(words))
 
 
+def frozen_word_rows(word_vectors: np.ndarray, trained_words: int) -> np.ndarray:
+    """The frozen part of the word table that word_embedding builds from `word_vectors` (a word
+    without a vector: zeros), as a tagger stores it (float16): the same for every tagger trained on
+    the same data and vocabulary."""
+    rows = word_vectors[trained_words:]
+    return np.where(np.isfinite(rows).all(axis=1, keepdims=True), rows, 0).astype(np.float16)
+
+
 def load_vocabulary(word_vectors: str, word_dim: int) -> Vocabulary:
     words = read_list(WORDS_FILE)
     vectors = read_vectors(VECTORS_FILE, len(words), word_dim) if word_vectors != "none" else None

@@ -217,6 +217,14 @@ class ForwardPass:
         return tags
 
 
+def layout_of(keras_tagger) -> tuple[dict, dict[str, list[str]]] | None:
+    """(config, vocabularies) of a Keras tagger in memory (one being trained) as `load_forward`
+    reads them from a file, where the forward pass supports its layers; else None."""
+    import keras
+    config = keras.saving.serialize_keras_object(keras_tagger)  # what a .keras file's config.json holds
+    return (config, take_vocabularies(config)) if supports(config) else None
+
+
 def load_forward(tagger_file: Path):
     """(Keras tagger without its vocabularies, config, vocabularies) of a .keras file the forward pass
     supports, else None. The Keras tagger carries the weights, the tags and the identity."""

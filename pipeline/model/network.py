@@ -87,14 +87,6 @@ def word_embedding(n_words: int, params: TaggerParams, word_vectors: np.ndarray 
     return features
 
 
-def frozen_word_rows(word_vectors: np.ndarray, trained_words: int) -> np.ndarray:
-    """The frozen part of the word table that word_embedding builds from `word_vectors` (a word
-    without a vector: zeros), as a tagger stores it (float16): the same for every tagger trained on
-    the same data and vocabulary."""
-    rows = word_vectors[trained_words:]
-    return np.where(np.isfinite(rows).all(axis=1, keepdims=True), rows, 0).astype(np.float16)
-
-
 def sequence_dropout(params: TaggerParams, name: str) -> layers.Dropout:
     """Dropout on (batch, time, features): per number, or with `variational_dropout` one mask per
     sentence, the same features dropped at every time step (Gal & Ghahramani 2016; Reimers &

@@ -160,6 +160,16 @@ class Tagger:
             tagger.forward, tagger.model = ForwardPass(keras_tagger, config, vocabularies), None
         return tagger
 
+    @classmethod
+    def in_training(cls, keras_tagger, layout: tuple[dict, dict] | None) -> "Tagger":
+        """A tagger of a network being trained, with its present weights: their NumPy forward pass
+        where `layout` (forward.layout_of, once per training) says it supports the layers, else the
+        Keras graph."""
+        tagger = cls(keras_tagger)
+        if layout:
+            tagger.forward = ForwardPass(keras_tagger, *layout)
+        return tagger
+
     def attach_frozen_rows(self, path: Path) -> None:
         """Put the frozen word rows in place from their file, if the tagger has some and its .keras
         file did not carry them (taggers saved before they moved out of it did); the file must be

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.corpus import Sentence
+from pipeline.data.vocabulary import Vocabulary, frozen_word_rows, trained_word_count
 from pipeline.errors import PipelineError
 from pipeline.files import file_digest, raise_if_no_room, write_bytes_atomic, write_json_atomic, write_text_atomic
 from pipeline.layout import seed_folder
@@ -52,6 +54,19 @@ def keras_file_bytes(keras_tagger) -> bytes:
             raise_if_no_room(error, path, "saving the trained tagger")
             raise
         return path.read_bytes()
+
+
+def frozen_rows_file(vocabulary: Vocabulary, train: list[Sentence], lowercase: bool) -> bytes | None:
+    """The .npy file of the word rows a tagger trained on `train` keeps frozen (those of pretrained
+    words that training never sees), written beside its tagger.keras; None without pretrained
+    vectors. The same bytes for every tagger of one run: the train stage writes it, and each
+    training's tagger carries its digest."""
+    if vocabulary.word_vectors is None:
+        return None
+    trained = trained_word_count(vocabulary.words, train, lowercase)
+    if trained == len(vocabulary.words):
+        return None
+    return npy_bytes(frozen_word_rows(vocabulary.word_vectors, trained))
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

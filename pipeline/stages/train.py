@@ -2,7 +2,7 @@
 seed_<n>/, one MLflow run per (model, seed) (the tagger itself is logged by `evaluate`, for each
 model's best seed on dev).
 
-Every (model, seed) pair is one Ray task (pipeline/training/fit.py), all in this one stage so
+Every (model, seed) pair is one Ray task (pipeline/training/pairs.py), all in this one stage so
 that a cluster can run them at once. Pairs whose fingerprint is unchanged are kept
 (pipeline/training/pairs.py). Workers only compute: this process writes each finished pair
 into place and logs its run, so a retried task leaves no duplicate run.
@@ -13,15 +13,14 @@ from pipeline.data.corpus import Sentence, check_known_tags, read_split, split_s
 from pipeline.data.vocabulary import Vocabulary, load_vocabulary
 from pipeline.errors import exits_cleanly
 from pipeline.layout import split_file
-from pipeline.model.trained import save_trained
+from pipeline.model.trained import frozen_rows_file, save_trained
 from pipeline.params import Params, load_params
 from pipeline.progress import StageProgress, native_stderr_to_log
 from pipeline.stages.arguments import parse_stage_args
 from pipeline.tracking import runs
 from pipeline.tracking.experiment import open_experiment
 from pipeline.training import cluster
-from pipeline.training.fit import TrainedPair, check_recipe, frozen_rows_file, train_pair
-from pipeline.training.pairs import pair_summary, plan, staged_pair
+from pipeline.training.pairs import TrainedPair, check_recipe, pair_summary, plan, staged_pair, train_pair
 
 
 def install(name: str, seed: int, result: TrainedPair, params: Params, expected: str, train: list[Sentence],

@@ -1,4 +1,5 @@
-"""Which (model, seed) pairs the train stage must train, and putting a finished one in place.
+"""Which (model, seed) pairs the train stage must train, the Ray task that trains one, and
+putting a finished one in place.
 
 Each pair's folder (models/<model>/seed_<n>/) records a fingerprint of what made it: its
 settings, seed, data, vocabulary and code. `models/` persists between runs, so a pair whose
@@ -12,18 +13,22 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from pipeline.data.corpus import Sentence
+from pipeline.data.vocabulary import Vocabulary
 from pipeline.errors import PipelineError
 from pipeline.files import fsync_folder
 from pipeline.layout import DVC_FILE, MODELS_DIR, model_folder, seed_folder
-from pipeline.model.trained import SUMMARY_FILE, tagger_is_intact
+from pipeline.model.trained import SUMMARY_FILE, keras_file_bytes, tagger_is_intact
 from pipeline.params import Params
-from pipeline.training.fit import TrainedPair
+from pipeline.progress import captured_output
+from pipeline.training import cluster
 
 STAGING_PREFIX = ".staging-"  # models/.staging-*: a pair being written; removed on the next run if left over
 
@@ -123,3 +128,40 @@ def staged_pair(name: str, seed: int):
         fsync_folder(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_recipe(params: Params, train: list[Sentence], train_file: str) -> None:
+    """A batch larger than the training set is a mistake in params.yaml, not a recipe: stop before training."""
+    if params.train.batch_size > len(train):
+        raise PipelineError(f"params.yaml: train.batch_size: {params.train.batch_size} is more than the {len(train)} "
+                            f"sentences of {train_file}; lower it")
+
+
+@dataclass
+class TrainedPair:
+    """What a training task sends back to the driver: everything needed to write and log the pair."""
+    tagger: bytes   # the tagger.keras file
+    history: list[dict]
+    started: float  # time.time() when the training began
+    seconds: float
+    worker: dict[str, str]
+    output: str = ""  # what the training printed (TensorFlow's notices), for logs/
+
+
+def train_pair(name: str, seed: int, params: Params, train: list[Sentence], dev: list[Sentence],
+               vocabulary: Vocabulary, fingerprint: str, progress: cluster.TaskProgress | None = None
+               ) -> TrainedPair:
+    """One Ray task: train (name, seed) with params.train.threads TensorFlow threads, the tagger
+    carrying `fingerprint` (what summary.json will record); its epochs go to the driver's
+    `progress` queue, what it prints to the result's `output`.
+
+    TensorFlow is imported here, in the worker: the processes that send these tasks (the train
+    stage, the search) only write files and log runs, and skip its import (about 7 s each)."""
+    with captured_output() as output:
+        from pipeline.training import fit  # noqa: PLC0415  (TensorFlow; see above)
+        fit.use_threads(params.train.threads)
+        started, clock = time.time(), time.perf_counter()
+        tagger, history = fit.train_tagger(name, params, seed, train, dev, vocabulary, progress, fingerprint)
+        seconds = time.perf_counter() - clock
+        return TrainedPair(keras_file_bytes(tagger), history, started, seconds, cluster.worker_identity(),
+                           output())
