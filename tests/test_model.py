@@ -9,6 +9,7 @@ import tensorflow as tf
 from pipeline.data.vocabulary import Vocabulary, frozen_word_rows
 from pipeline.errors import PipelineError
 from pipeline.model.bilstm import FusedBiLSTM
+from pipeline.model.forward import layout_of
 from pipeline.model.layers import CASINGS, CharBiLSTM, CharCNN, WordDropout
 from pipeline.model.network import (
     build_encoder,
@@ -282,6 +283,21 @@ def test_char_encoders_encode_each_distinct_token_once_with_the_same_result(laye
     layer.encode = lambda rows: calls.append(int(rows.shape[0])) or original(rows)
     layer(ids)
     assert calls == [3]
+
+
+@pytest.mark.parametrize("char_encoder", CHAR_ENCODERS)
+def test_a_tagger_in_training_tags_with_its_present_weights_as_its_keras_graph_does(char_encoder):
+    """The dev F1 after each epoch: the NumPy forward pass of the weights as they are then."""
+    _, network, keras_tagger = make_tagger(char_encoder, **MODEL_OPTIONS[1])
+    layout = layout_of(keras_tagger)
+    sentences = [["Peter", "lives", "in", "Berlin", "."], ["the", "Zürich"], ["in"]]
+    tagger = Tagger.in_training(keras_tagger, layout)
+    assert tagger.forward is not None and tagger.tag_tokens(sentences) == tag(keras_tagger, sentences)
+    # new weights, as after an epoch: every token now scores B-PER highest
+    network.get_layer("tag_scores").bias.assign(100 * np.eye(len(TAGS))[TAGS.index("B-PER")])
+    retagged = Tagger.in_training(keras_tagger, layout).tag_tokens(sentences)
+    assert retagged == [["B-PER"] * len(tokens) for tokens in sentences] == tag(keras_tagger, sentences)
+    assert layout_of(make_tagger(char_encoder, cell="gru")[2]) is None  # no forward pass: the Keras graph tags
 
 
 @pytest.mark.slow
