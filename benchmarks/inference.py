@@ -41,7 +41,7 @@ def keras_graph(tagger_file: Path):
 
     from pipeline.model import network as _custom_layers  # noqa: F401  (registers the custom layers)
     from pipeline.model.tagger import Tagger
-    tagger = Tagger(keras.saving.load_model(tagger_file), str(tagger_file))
+    tagger = Tagger.of_graph(keras.saving.load_model(tagger_file), str(tagger_file))
     tagger.attach_frozen_rows(tagger_file.parent / "frozen_rows.npy")
     return tagger
 

@@ -49,10 +49,12 @@ def test_no_module_is_long_and_every_stage_is_thin():
     assert {path: n for path, n in stages.items() if n > STAGE_LINES} == {}
 
 
-def test_the_processes_that_send_trainings_to_ray_do_not_import_tensorflow():
+def test_the_processes_that_send_trainings_to_ray_or_tag_do_not_import_tensorflow():
     """The train stage and the search only schedule trainings, write what comes back and log it:
-    TensorFlow (about 7 s to import) is imported by the Ray workers that train (pairs.train_pair)."""
-    code = ("import sys, pipeline.stages.train, pipeline.cli.search, pipeline.training.pairs; "
+    TensorFlow (about 7 s to import) is imported by the Ray workers that train (pairs.train_pair).
+    What tags a saved tagger (evaluate, predict) runs the NumPy forward pass (test_tagger.py loads one)."""
+    code = ("import sys, pipeline.stages.train, pipeline.cli.search, pipeline.training.pairs, "
+            "pipeline.stages.evaluate, pipeline.cli.predict; "
             "print(sorted(name for name in ('tensorflow', 'keras') if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pipeline.data.vocabulary import frozen_word_rows
-from pipeline.model.forward import casing_class
+from pipeline.model.casing import casing_class
+from pipeline.model.forward import graph_weights, saved_weights
 from pipeline.model.network import build_encoder, build_network, build_tagger, tag_classes
 from pipeline.model.numpy_layers import lstm, reversed_each, viterbi
 from pipeline.model.tagger import Tagger
@@ -48,7 +49,7 @@ def saved_tagger(folder, char_encoder, lowercase=False, trained_words=None, **op
 
 @pytest.mark.parametrize("options", VARIANTS.values(), ids=VARIANTS.keys())
 def test_the_forward_pass_tags_as_the_keras_graph(tmp_path, options):
-    graph = Tagger(saved_tagger(tmp_path / "tagger", **options))
+    graph = Tagger.of_graph(saved_tagger(tmp_path / "tagger", **options))
     loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
     assert loaded.forward is not None and loaded.model is None
     expected = graph.tag_tokens(SENTENCES)
@@ -57,6 +58,13 @@ def test_the_forward_pass_tags_as_the_keras_graph(tmp_path, options):
     assert loaded.tag_tokens(SENTENCES, batch_size=2) == expected  # other batches, tokens already encoded
     assert [loaded.tag_tokens([sentence])[0] for sentence in SENTENCES] == expected
     assert loaded.tags == graph.tags
+    # the weights read from the file without Keras are the graph's, layer by layer (the frozen word
+    # rows are beside the file)
+    from_file, in_memory = saved_weights(tmp_path / "tagger/tagger.keras"), graph_weights(graph.model)
+    in_memory["word_embedding"] = in_memory["word_embedding"][:1]
+    assert from_file.keys() == in_memory.keys()
+    for name, arrays in in_memory.items():
+        assert len(from_file[name]) == len(arrays) and all(map(np.array_equal, from_file[name], arrays)), name
 
 
 def test_a_tagger_built_where_a_gpu_was_is_tagged_alike(tmp_path, monkeypatch):
@@ -67,7 +75,7 @@ def test_a_tagger_built_where_a_gpu_was_is_tagged_alike(tmp_path, monkeypatch):
     real = tf.config.list_physical_devices
     monkeypatch.setattr(tf.config, "list_physical_devices",
                         lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
-    graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn", rnn_layers=2))
+    graph = Tagger.of_graph(saved_tagger(tmp_path / "tagger", "cnn", rnn_layers=2))
     monkeypatch.undo()
     assert type(graph.model.get_layer("network").get_layer("bidirectional")).__name__ == "Bidirectional"
     loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
@@ -77,7 +85,7 @@ def test_a_tagger_built_where_a_gpu_was_is_tagged_alike(tmp_path, monkeypatch):
 
 def test_past_its_limit_the_token_cache_starts_afresh_and_tags_alike(tmp_path, monkeypatch):
     from pipeline.model import forward
-    graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn"))
+    graph = Tagger.of_graph(saved_tagger(tmp_path / "tagger", "cnn"))
     loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
     monkeypatch.setattr(forward, "CACHE_LIMIT", 6)
     expected = graph.tag_tokens(SENTENCES)
@@ -87,7 +95,7 @@ def test_past_its_limit_the_token_cache_starts_afresh_and_tags_alike(tmp_path, m
 
 
 def test_a_gru_tagger_is_tagged_by_its_keras_graph(tmp_path):
-    graph = Tagger(saved_tagger(tmp_path / "tagger", "cnn", cell="gru"))
+    graph = Tagger.of_graph(saved_tagger(tmp_path / "tagger", "cnn", cell="gru"))
     loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
     assert loaded.forward is None and loaded.model is not None
     assert loaded.tag_tokens(SENTENCES) == graph.tag_tokens(SENTENCES)

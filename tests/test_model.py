@@ -9,8 +9,9 @@ import tensorflow as tf
 from pipeline.data.vocabulary import Vocabulary, frozen_word_rows
 from pipeline.errors import PipelineError
 from pipeline.model.bilstm import FusedBiLSTM
+from pipeline.model.casing import CASINGS
 from pipeline.model.forward import layout_of
-from pipeline.model.layers import CASINGS, CharBiLSTM, CharCNN, WordDropout
+from pipeline.model.layers import CharBiLSTM, CharCNN, WordDropout
 from pipeline.model.network import (
     build_encoder,
     build_network,
@@ -39,7 +40,7 @@ CHAR_ENCODERS = ["none", "cnn", "lstm"]
 
 
 def tag(keras_tagger, sentences, batch_size=256):
-    return Tagger(keras_tagger).tag_tokens(sentences, batch_size)
+    return Tagger.of_graph(keras_tagger).tag_tokens(sentences, batch_size)
 
 
 def make_tagger(char_encoder: str, lowercase: bool = False, word_vectors=None, **model_options):
@@ -173,7 +174,7 @@ def test_a_bioes_network_learns_bioes_classes_and_the_tagger_outputs_iob2():
                              "char_encoder": "none", "tag_scheme": "bioes", "casing": False})
     encoder = build_encoder(WORDS, None, False, 8)
     tagger = build_tagger(encoder, build_network(len(WORDS) + 2, 2, len(classes), params), classes)
-    assert Tagger(tagger).tags == TAGS
+    assert Tagger.of_graph(tagger).tags == TAGS
     assert set(tag(tagger, [["Peter", "lives", "in", "Berlin"]])[0]) <= set(TAGS)
 
 

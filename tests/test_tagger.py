@@ -66,6 +66,18 @@ def test_pyfunc_model_skips_missing_texts_instead_of_tagging_nan(saved_tagger):
     assert out[1]["tokens"] == out[2]["tokens"] == []
 
 
+def test_a_tagger_loads_and_tags_without_tensorflow(saved_tagger):
+    """Loading reads the weights from the file (forward.saved_weights): predict, evaluate and the
+    MLflow model start without importing TensorFlow (about 6 s) or building the graph."""
+    code = ("import sys; from pipeline import Tagger; "
+            f"print(Tagger.load({str(saved_tagger)!r}).tag(['Peter lives in Berlin.'])[0].tokens); "
+            "print(sorted(name for name in ('tensorflow', 'keras') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["['Peter', 'lives', 'in', 'Berlin', '.']", "[]"]
+    in_process = Tagger.load(saved_tagger)
+    assert in_process.forward is not None and in_process.model is None
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(PipelineError, match="not a trained model folder"):
         Tagger.load(tmp_path)
@@ -83,18 +95,37 @@ def test_a_truncated_tagger_file_is_named_as_truncated_not_missing(saved_tagger,
         Tagger.load(tmp_path)
 
 
-def test_a_tagger_saved_by_another_version_asks_for_retraining(saved_tagger, tmp_path):
-    """A layer argument renamed since the file was saved (as a newer version might): one line, no TypeError."""
+def saved_by_another_version(folder, target, old: bytes, new: bytes):
+    """A copy of the saved tagger in `folder` whose config.json says `new` where it said `old`, as a
+    newer version might save it."""
     import zipfile
-    with zipfile.ZipFile(saved_tagger / "tagger.keras") as source, \
-            zipfile.ZipFile(tmp_path / "tagger.keras", "w") as target:
+    target.mkdir()
+    with zipfile.ZipFile(folder / "tagger.keras") as source, zipfile.ZipFile(target / "tagger.keras", "w") as copy:
         for item in source.infolist():
             data = source.read(item)
-            if item.filename == "config.json":
-                data = data.replace(b'"filters"', b'"n_filters"')
-            target.writestr(item, data)
+            copy.writestr(item, data.replace(old, new) if item.filename == "config.json" else data)
+    return target
+
+
+def test_a_tagger_saved_by_another_version_asks_for_retraining(saved_tagger, tmp_path):
+    """A layer argument renamed since the file was saved: one line, no traceback, where the forward
+    pass reads it and where Keras builds the graph (a GRU tagger). The forward pass reads weights and
+    what it runs them by, so an argument the weights carry (the CNN's `filters`) changes nothing there."""
+    renamed = saved_by_another_version(saved_tagger, tmp_path / "renamed", b'"max_word_length"', b'"max_chars"')
     with pytest.raises(PipelineError, match="this version cannot load it as a tagger .* must be trained again") as error:
-        Tagger.load(tmp_path)
+        Tagger.load(renamed)
+    assert "\n" not in str(error.value) and "'max_word_length'" in str(error.value)
+
+    unused = saved_by_another_version(saved_tagger, tmp_path / "unused", b'"filters"', b'"n_filters"')
+    sentences = [["Peter", "lives", "in", "Berlin", "."]]
+    assert Tagger.load(unused).tag_tokens(sentences) == Tagger.load(saved_tagger).tag_tokens(sentences)
+
+    gru = tmp_path / "gru"
+    gru.mkdir()
+    make_tagger("cnn", cell="gru")[2].save(gru / "tagger.keras")
+    renamed = saved_by_another_version(gru, tmp_path / "gru_renamed", b'"filters"', b'"n_filters"')
+    with pytest.raises(PipelineError, match="this version cannot load it as a tagger .* must be trained again") as error:
+        Tagger.load(renamed)
     assert "\n" not in str(error.value) and "missing 1 required positional argument: 'filters'" in str(error.value)
 
 
@@ -165,7 +196,7 @@ def test_a_tagger_saved_before_the_modules_moved_still_loads_and_tags_as_it_did(
     assert tagger.forward is not None  # its layers found by name, tagged by the NumPy forward pass
     graph = keras.saving.load_model(fixture / "tagger.keras")
     assert type(graph.get_layer("network").get_layer("char_encoder")).__module__ == "pipeline.model.layers"
-    assert Tagger(graph).tag_tokens(expected["tokens"]) == expected["tags"]
+    assert Tagger.of_graph(graph).tag_tokens(expected["tokens"]) == expected["tags"]
 
 
 def wait_until_reading(pid: int, timeout: float = 180) -> None:
@@ -265,7 +296,7 @@ def test_a_tagger_reads_its_frozen_word_rows_from_beside_it_and_refuses_another_
     (folder / FROZEN_ROWS_FILE).write_bytes(frozen)
     sentences = [["Peter", "lives", "in", "Berlin", "."]]
     loaded = Tagger.load(folder)
-    assert loaded.tag_tokens(sentences) == Tagger(in_memory).tag_tokens(sentences)
+    assert loaded.tag_tokens(sentences) == Tagger.of_graph(in_memory).tag_tokens(sentences)
     np.testing.assert_array_equal(np.concatenate([loaded.forward.trained, loaded.forward.frozen]),
                                   network.get_layer("word_embedding").rows())
 

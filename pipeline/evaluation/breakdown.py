@@ -18,13 +18,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from pipeline.data.corpus import Sentence
 from pipeline.data.lexicon import CATEGORIES, Lexicon
 from pipeline.evaluation.metrics import Span, Tags, entity_spans, prf
 from pipeline.evaluation.scoring import Evaluation, gain_intervals, gain_key
-from pipeline.model.layers import CASINGS, CasingIds
+from pipeline.model.casing import CASINGS, casing_class
 from pipeline.params import EvaluateParams
 
 DIMENSIONS = ("category", "type", "length", "casing")
@@ -37,14 +36,8 @@ def length_group(first: int, last: int) -> str:
 
 
 def token_casings(sentences: list[Sentence]) -> list[list[str]]:
-    """Each token's casing class, computed by the taggers' own casing layer (one home for the rule)."""
-    tokens = [token for s in sentences for token in s.tokens]
-    ids = CasingIds()(tf.constant([tokens or [""]])).numpy()[0]
-    classes, start = [], 0
-    for sentence in sentences:
-        classes.append([CASINGS[i - 1] for i in ids[start:start + len(sentence.tokens)]])
-        start += len(sentence.tokens)
-    return classes
+    """Each token's casing class, by the rule of the taggers' casing feature (pipeline/model/casing.py)."""
+    return [[CASINGS[casing_class(token) - 1] for token in sentence.tokens] for sentence in sentences]
 
 
 class EntityGroups:

@@ -4,12 +4,13 @@ benchmark tag, where the tagger's recurrent cells are LSTMs (every tagger params
 Why not TensorFlow: tagging one sentence through the Keras graph costs about 4 ms on 2 cores, most
 of it per-op dispatch (about 90 small ops, a scan for the CRF), and XLA cannot compile the fused
 LSTM kernel (BlockLSTM has no XLA kernel); loading a tagger builds a 400,000-word StringLookup
-table, about 8 s. Here the same arithmetic runs as a few NumPy calls per time step, and the
+table, about 8 s, after importing TensorFlow, about 6 s more. Here the weights are read from the
+file with h5py, the same arithmetic runs as a few NumPy calls per time step, and the
 vocabularies are plain dicts read from the file's config. Every token is encoded once (its word
 vector, casing vector and character features do not depend on its neighbours), so a batch costs
 the recurrences, the output layer and the Viterbi decoding. The encoder's two string rules
-(lower-casing, the casing class) run in Python, as the Lowercase and CasingIds layers define
-them; tests/test_forward.py checks that it tags exactly as the Keras graph does, and that the
+(lower-casing, the casing class: pipeline/model/casing.py) run in Python, as the Lowercase and
+CasingIds layers define them; tests/test_forward.py checks that it tags exactly as the Keras graph does, and that the
 string rules agree with the layers' on every token of CoNLL-2003.
 
 A tagger with GRU or simple RNN cells is tagged by its Keras graph (`supports` says which).
@@ -17,13 +18,14 @@ A tagger with GRU or simple RNN cells is tagged by its Keras graph (`supports` s
 from __future__ import annotations
 
 import copy
+import io
 import json
-import unicodedata
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.model.casing import casing_class
 from pipeline.model.numpy_layers import BiLSTM, reversed_each, viterbi
 
 NETWORK, ENCODER, DECODER = "network", "token_encoder", "tag_decoder"
@@ -35,6 +37,12 @@ def saved_config(tagger_file: Path) -> dict:
     """The Keras config of a .keras file (its config.json)."""
     with zipfile.ZipFile(tagger_file) as archive:
         return json.loads(archive.read("config.json"))
+
+
+def decoder_config(config: dict) -> dict:
+    """The tag decoder's config: the tag of each class, the tagger's identity (TagDecoder)."""
+    [decoder] = [layer for layer in config["config"]["layers"] if layer["config"]["name"] == DECODER]
+    return decoder["config"]
 
 
 def _layers(config: dict, name: str) -> dict[str, dict]:
@@ -49,12 +57,24 @@ def is_bilstm(layer: dict) -> bool:
         layer["class_name"] == "Bidirectional" and layer["config"]["layer"]["class_name"] == "LSTM")
 
 
+# the layer classes whose arithmetic the forward pass repeats (with Keras' functional-API ops on masks):
+# a tagger with any other layer is tagged by its Keras graph
+KNOWN_LAYERS = {
+    ENCODER: {"InputLayer", "CharSplit", "Lowercase", "CasingIds", "StringLookup"},
+    NETWORK: {"InputLayer", "WordDropout", "WordEmbedding", "Embedding", "CharCNN", "CharBiLSTM", "Concatenate",
+              "Dropout", "FusedBiLSTM", "Bidirectional", "Dense", "CRF", "NotEqual", "Any", "ExpandDims",
+              "ZerosLike", "LogicalOr"},
+}
+
+
 def supports(config: dict) -> bool:
-    """Whether this forward pass can run the tagger: its recurrent layers are LSTMs."""
-    network = _layers(config, NETWORK)
-    recurrent = [layer for name, layer in network.items() if name.startswith("bidirectional")]
-    char_encoder = network.get("char_encoder", {}).get("class_name")
-    return bool(recurrent) and all(map(is_bilstm, recurrent)) and char_encoder in (None, "CharCNN", "CharBiLSTM")
+    """Whether this forward pass can run the tagger: it knows every layer, and the recurrent ones
+    are LSTMs."""
+    if any({layer["class_name"] for layer in _layers(config, part).values()} - known
+           for part, known in KNOWN_LAYERS.items()):
+        return False
+    recurrent = [layer for name, layer in _layers(config, NETWORK).items() if name.startswith("bidirectional")]
+    return bool(recurrent) and all(map(is_bilstm, recurrent))
 
 
 def take_vocabularies(config: dict) -> dict[str, list[str]]:
@@ -66,26 +86,6 @@ def take_vocabularies(config: dict) -> dict[str, list[str]]:
             vocabularies[LOOKUPS[name]] = layer["config"]["vocabulary"]
             layer["config"].update(vocabulary=vocabularies[LOOKUPS[name]][:1], vocabulary_size=None)
     return vocabularies
-
-
-def casing_class(token: str) -> int:
-    """The casing class id of a token (1-based in layers.CASINGS), by the rules of the tagger's
-    CasingIds layer: here in Python, as that layer's dozen TensorFlow string ops cost about 1 ms
-    per call, most of a new sentence's latency. Unicode categories as RE2's \\p{Ll} and \\p{Lu};
-    tests/test_forward.py checks both on every token of CoNLL-2003 and on edge cases."""
-    digits = sum(char in "0123456789" for char in token)
-    if digits == len(token) and token:
-        return 1  # numeric
-    if 2 * digits > len(token):
-        return 2  # mainly_numeric
-    categories = [unicodedata.category(char) for char in token]
-    if token and all(category == "Ll" for category in categories):
-        return 3  # all_lower
-    if token and all(category == "Lu" for category in categories):
-        return 4  # all_upper
-    if token and categories[0] == "Lu":
-        return 5  # initial_upper
-    return 6 if digits else 7  # contains_digit, other
 
 
 _TABLES: dict[tuple[str, ...], dict[str, int]] = {}
@@ -106,39 +106,75 @@ def arrays(*variables) -> list[np.ndarray]:
     return [np.asarray(variable.numpy(), np.float32) for variable in variables]
 
 
-class ForwardPass:
-    """Token strings -> tag strings, with the weights of a loaded Keras tagger (built by
-    `take_vocabularies`' config) and the vocabularies taken from its file."""
+def is_fused(config: dict) -> bool:
+    """Whether every BiLSTM of a supported tagger is a FusedBiLSTM (what a CPU builds), whose file
+    `saved_weights` reads without Keras; a tagger built where a GPU was has Keras' own layers."""
+    return all(layer["class_name"] != "Bidirectional" for layer in _layers(config, NETWORK).values())
 
-    def __init__(self, keras_tagger, config: dict, vocabularies: dict[str, list[str]]):
-        network = keras_tagger.get_layer(NETWORK)
+
+def saved_weights(tagger_file: Path) -> dict[str, list[np.ndarray]]:
+    """The network's weights in a .keras file, by layer name (the char encoder's parts too), read
+    from its model.weights.h5 with h5py: Keras stores each layer's variables in a group named after
+    its class, with the layer's own name as an attribute, in the order the layer created them.
+    Importing TensorFlow and rebuilding the graph to read the same arrays costs about 8 s."""
+    import h5py
+
+    with zipfile.ZipFile(tagger_file) as archive:
+        data = archive.read("model.weights.h5")
+    weights: dict[str, list[np.ndarray]] = {}
+    with h5py.File(io.BytesIO(data), "r") as store:
+        groups: list[h5py.Group] = []
+        store.visititems(lambda path, item: groups.append(item) if path.endswith("vars") else None)
+        [network] = [group.parent for group in groups if group.attrs.get("name") == NETWORK]
+        for group in groups:
+            if group.name.startswith(network.name + "/") and len(group):
+                weights[group.attrs["name"]] = [np.asarray(group[str(i)], np.float32) for i in range(len(group))]
+    return weights
+
+
+def graph_weights(keras_tagger) -> dict[str, list[np.ndarray]]:
+    """The network's weights of a Keras tagger in memory, keyed as `saved_weights` keys a file's;
+    the frozen word rows only where they are in place."""
+    weights = {}
+    for layer in keras_tagger.get_layer(NETWORK).layers:
+        parts = [getattr(layer, part, None) for part in ("embedding", "conv", "bilstm")] if layer.name == "char_encoder" \
+            else [layer]
+        weights.update({part.name: arrays(*part.weights) for part in parts if part is not None and part.weights})
+    embedding = keras_tagger.get_layer(NETWORK).get_layer("word_embedding")
+    if embedding.frozen_count and not embedding.frozen_loaded:
+        weights["word_embedding"] = weights["word_embedding"][:1]
+    return weights
+
+
+class ForwardPass:
+    """Token strings -> tag strings, with a tagger's weights (`saved_weights` or `graph_weights`),
+    its config (whose lookups `take_vocabularies` emptied) and its vocabularies."""
+
+    def __init__(self, weights: dict[str, list[np.ndarray]], config: dict, vocabularies: dict[str, list[str]]):
         encoder = _layers(config, ENCODER)
         layers = _layers(config, NETWORK)
-        self.tags = np.array(keras_tagger.get_layer(DECODER).tags, dtype=object)
+        self.tags = np.array(decoder_config(config)["tags"], dtype=object)
         self.lowercase = "lowercase" in encoder
         self.words = lookup_table(vocabularies["words"])
-        embedding = network.get_layer("word_embedding")
-        self.trained, self.frozen = arrays(embedding.trained, embedding.frozen)
-        self.casing = arrays(network.get_layer("casing_embedding").embeddings)[0] if "casing_embedding" in layers \
+        self.trained, *frozen = weights["word_embedding"]
+        embedding = layers["word_embedding"]["config"]
+        self.frozen_shape = (embedding["n_words"] - embedding["trained_rows"], embedding["dim"])
+        # None until the frozen rows are in place (Tagger.attach_frozen_rows reads them from beside the file)
+        self.frozen = frozen[0] if frozen else np.zeros(self.frozen_shape, np.float32) if not self.frozen_shape[0] \
             else None
+        self.casing = weights["casing_embedding"][0] if "casing_embedding" in layers else None
         self.char_encoder = layers.get("char_encoder", {}).get("class_name")
         if self.char_encoder:
-            char_encoder = network.get_layer("char_encoder")
             self.chars = lookup_table(vocabularies["chars"])
             self.max_word_length = encoder["char_split"]["config"]["max_word_length"]
-            [self.char_embedding] = arrays(*char_encoder.embedding.weights)
+            [self.char_embedding] = weights["char_embedding"]
             if self.char_encoder == "CharCNN":
-                self.conv_kernel, self.conv_bias = arrays(char_encoder.conv.kernel, char_encoder.conv.bias)
+                self.conv_kernel, self.conv_bias = weights["char_conv"]
             else:
-                self.char_bilstm = BiLSTM(arrays(*char_encoder.bilstm.weights))
-        self.rnns = [BiLSTM(arrays(*network.get_layer(name).weights)) for name in layers
-                     if name.startswith("bidirectional")]
-        dense = network.get_layer("tag_scores" if "crf" in layers else "tag_softmax")
-        self.output = arrays(dense.kernel, dense.bias)
-        self.crf = None
-        if "crf" in layers:
-            crf = network.get_layer("crf")
-            self.crf = arrays(crf.transitions, crf.start, crf.end)
+                self.char_bilstm = BiLSTM(weights["char_bilstm"])
+        self.rnns = [BiLSTM(weights[name]) for name in layers if name.startswith("bidirectional")]
+        self.output = weights["tag_scores" if "crf" in layers else "tag_softmax"]
+        self.crf = weights["crf"] if "crf" in layers else None
         # every token's projection by the first RNN layer (its features, hence these, do not depend
         # on its neighbours): row 0 is padding's, then one row per token in `known`, per direction
         units4 = 4 * self.rnns[0].units
@@ -225,16 +261,19 @@ def layout_of(keras_tagger) -> tuple[dict, dict[str, list[str]]] | None:
     return (config, take_vocabularies(config)) if supports(config) else None
 
 
-def load_forward(tagger_file: Path):
-    """(Keras tagger without its vocabularies, config, vocabularies) of a .keras file the forward pass
-    supports, else None. The Keras tagger carries the weights, the tags and the identity."""
-    import keras
-
-    from pipeline.model import network as _custom_layers  # noqa: F401  (registers the custom layers)
-    config = saved_config(tagger_file)
+def load_forward(tagger_file: Path, config: dict) -> tuple[ForwardPass, dict[str, list[str]]] | None:
+    """(forward pass, vocabularies) of a .keras file whose `config` (saved_config) the forward pass
+    supports, else None. Its weights are read without Keras where every BiLSTM is fused (`is_fused`);
+    a tagger built where a GPU was is loaded by Keras for them."""
+    config = copy.deepcopy(config)
     if not supports(config):
         return None
     vocabularies = take_vocabularies(config)
+    if is_fused(config):
+        return ForwardPass(saved_weights(tagger_file), config, vocabularies), vocabularies
+    import keras
+
+    from pipeline.model import network as _custom_layers  # noqa: F401  (registers the custom layers)
     keras_tagger = keras.saving.deserialize_keras_object(copy.deepcopy(config))  # Keras consumes it
     keras_tagger.load_weights(tagger_file)
-    return keras_tagger, config, vocabularies
+    return ForwardPass(graph_weights(keras_tagger), config, vocabularies), vocabularies

@@ -11,10 +11,9 @@ import tensorflow as tf
 from keras import layers, ops
 
 from pipeline.model.bilstm import FusedBiLSTM
+from pipeline.model.casing import CASINGS
 
 PAD = ""  # padding token; also the StringLookup mask token, so it maps to id 0
-# casing classes of Reimers & Gurevych (2017); id 0 is padding, ids follow this order from 1
-CASINGS = ("numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
 CASING_DIM = len(CASINGS)
 
 

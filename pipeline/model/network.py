@@ -15,10 +15,10 @@ from keras import layers
 
 from pipeline.data.vocabulary import Vocabulary
 from pipeline.model.bilstm import bidirectional_lstm
+from pipeline.model.casing import CASINGS
 from pipeline.model.crf import CRF, CRFLoss
 from pipeline.model.layers import (
     CASING_DIM,
-    CASINGS,
     CHAR_ENCODERS,
     PAD,
     CasingIds,

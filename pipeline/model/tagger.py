@@ -23,7 +23,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from pipeline.data.tokenize import tokenize
 from pipeline.errors import PipelineError
-from pipeline.model.forward import ForwardPass, load_forward
+from pipeline.model.forward import ForwardPass, decoder_config, graph_weights, load_forward, saved_config
 from pipeline.model.trained import FROZEN_ROWS_FILE, SUMMARY_FILE, find_tagger_file
 
 
@@ -102,19 +102,26 @@ def token_bounded_batches(pieces: list, batch_size: int):
 
 
 class Tagger:
-    """A tagger: a Keras tagger graph (as training builds it) or, loaded from a file, the NumPy
-    forward pass of its weights (pipeline/model/forward.py; the same tags, faster), where the
-    forward pass supports its layers."""
+    """A tagger: the NumPy forward pass of its weights (pipeline/model/forward.py) where it supports
+    the tagger's layers (the same tags as the Keras graph, faster, and loaded from a file without
+    TensorFlow), else the Keras graph."""
 
-    def __init__(self, keras_tagger, source: str = ""):
-        self.model = keras_tagger  # None once a ForwardPass tags for it (`from_file`)
+    def __init__(self, class_tags: list[str], identity: dict | None, source: str = ""):
+        self.model = None  # the Keras graph, where it tags (or is being trained)
         self.forward: ForwardPass | None = None
         self.source = source
-        decoder = keras_tagger.get_layer("tag_decoder")
         # the IOB2 tags it can output (a BIOES network outputs B-/I- for its S-/E- classes)
-        self.tags: list[str] = list(dict.fromkeys(decoder.tags))
+        self.tags: list[str] = list(dict.fromkeys(class_tags))
         # what it knows of itself (see TagDecoder); None in taggers saved before
-        self.identity: dict | None = decoder.identity
+        self.identity = identity
+
+    @classmethod
+    def of_graph(cls, keras_tagger, source: str = "") -> "Tagger":
+        """The tagger of a Keras graph, tagged by that graph."""
+        decoder = keras_tagger.get_layer("tag_decoder")
+        tagger = cls(decoder.tags, decoder.identity, source)
+        tagger.model = keras_tagger
+        return tagger
 
     @classmethod
     def load(cls, location: str | Path) -> "Tagger":
@@ -136,19 +143,21 @@ class Tagger:
     def from_file(cls, tagger_file: str | Path, frozen_rows_file: str | Path | None = None) -> "Tagger":
         """The tagger of a .keras file, with the frozen word rows of `frozen_rows_file` (default:
         FROZEN_ROWS_FILE beside it) where it has some."""
-        import keras
-
-        from pipeline.model import network as _custom_layers  # noqa: F401  (registers the custom layers)
         if not zipfile.is_zipfile(tagger_file):  # Keras would say "File not found" for a file that exists
             raise PipelineError(f"{tagger_file}: not a complete .keras file (truncated or corrupt); train it again "
                                 "(dvc repro) or fetch it again (dvc pull)")
         try:
-            loaded = load_forward(Path(tagger_file))
+            config = saved_config(Path(tagger_file))
+            decoder = decoder_config(config)
+            tagger = cls(decoder["tags"], decoder.get("identity"), str(tagger_file))
+            loaded = load_forward(Path(tagger_file), config)
             if loaded:
-                keras_tagger, config, vocabularies = loaded
+                tagger.forward, vocabularies = loaded
             else:
-                keras_tagger, vocabularies = keras.saving.load_model(tagger_file), None
-            tagger = cls(keras_tagger, str(tagger_file))
+                import keras
+
+                from pipeline.model import network as _custom_layers  # noqa: F401  (registers the custom layers)
+                tagger.model, vocabularies = keras.saving.load_model(tagger_file), None
         except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
             # TypeError/ValueError: also what Keras raises for a file whose layers have changed since
             cause = str(error).strip().splitlines()[-1].removeprefix("Exception encountered: ")  # Keras nests them
@@ -156,8 +165,6 @@ class Tagger:
                                 "by another version of the project must be trained again (dvc repro)") from None
         tagger.check_vocabularies(vocabularies)
         tagger.attach_frozen_rows(Path(frozen_rows_file or Path(tagger_file).parent / FROZEN_ROWS_FILE))
-        if loaded:
-            tagger.forward, tagger.model = ForwardPass(keras_tagger, config, vocabularies), None
         return tagger
 
     @classmethod
@@ -165,17 +172,21 @@ class Tagger:
         """A tagger of a network being trained, with its present weights: their NumPy forward pass
         where `layout` (forward.layout_of, once per training) says it supports the layers, else the
         Keras graph."""
-        tagger = cls(keras_tagger)
+        tagger = cls.of_graph(keras_tagger)
         if layout:
-            tagger.forward = ForwardPass(keras_tagger, *layout)
+            tagger.forward = ForwardPass(graph_weights(keras_tagger), *layout)
         return tagger
 
     def attach_frozen_rows(self, path: Path) -> None:
         """Put the frozen word rows in place from their file, if the tagger has some and its .keras
         file did not carry them (taggers saved before they moved out of it did); the file must be
         the one it was trained with."""
-        embedding = self.model.get_layer("network").get_layer("word_embedding")
-        if embedding.frozen_count == 0 or embedding.frozen_loaded:
+        if self.forward:
+            shape, loaded = self.forward.frozen_shape, self.forward.frozen is not None
+        else:
+            embedding = self.model.get_layer("network").get_layer("word_embedding")
+            shape, loaded = (embedding.frozen_count, embedding.dim), embedding.frozen_loaded
+        if shape[0] == 0 or loaded:
             return
         try:
             data = path.read_bytes()
@@ -192,10 +203,13 @@ class Tagger:
             rows = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as error:
             raise PipelineError(f"{path}: not a .npy file ({error})") from None
-        if rows.shape != (embedding.frozen_count, embedding.dim):
-            raise PipelineError(f"{path}: {rows.shape} frozen word vectors, {self.source} needs "
-                                f"{(embedding.frozen_count, embedding.dim)}; restore the folder (dvc checkout)")
-        embedding.set_frozen(rows)
+        if rows.shape != shape:
+            raise PipelineError(f"{path}: {rows.shape} frozen word vectors, {self.source} needs {shape}; restore "
+                                "the folder (dvc checkout)")
+        if self.forward:
+            self.forward.frozen = rows.astype(np.float32)  # as the Keras layer computes them (set_frozen)
+        else:
+            embedding.set_frozen(rows)
 
     def check_vocabularies(self, vocabularies: dict[str, list[str]] | None = None) -> None:
         """The vocabularies inside the file (`vocabularies`, {"words": .., "chars": ..}, else read
@@ -203,13 +217,12 @@ class Tagger:
         trainings' parts would tag on silently, and badly)."""
         if not self.identity:  # saved before taggers knew themselves
             return
-        encoder = self.model.get_layer("token_encoder")
         for part, layer in (("words", "word_lookup"), ("chars", "char_lookup")):
             recorded = self.identity[f"{part}_sha256"]
             if recorded is None:
                 continue
-            inside = list_digest(vocabularies[part] if vocabularies else
-                                 encoder.get_layer(layer).get_vocabulary()[2:])  # after padding and OOV
+            inside = list_digest(vocabularies[part] if vocabularies else  # after padding and OOV:
+                                 self.model.get_layer("token_encoder").get_layer(layer).get_vocabulary()[2:])
             if inside != recorded:
                 raise PipelineError(f"{self.source}: its {part} vocabulary (sha256 {inside[:12]}) is not the one it "
                                     f"was trained with (sha256 {recorded[:12]}): the file mixes two taggers' parts; "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import mlflow
@@ -83,13 +83,13 @@ def log_best_taggers(evaluation: Evaluation, runs: dict[tuple[str, int], mlflow.
 def log_tagger(tagger_file: Path, model: str, register: bool) -> None:
     """Log the tagger (and its frozen word rows) as the pyfunc model "tagger" of the active run
     (and register it if asked)."""
-    import keras
-    import tensorflow as tf
-
     import pipeline
     from pipeline.model.tagger import Tagger
-    requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
-                    f"mlflow=={mlflow.__version__}", f"seqeval=={version('seqeval')}"]
+
+    # by the installed distributions' metadata: importing TensorFlow for its version costs seconds
+    # (the model loads without it; a tagger with GRU cells is tagged by its Keras graph)
+    tensorflow = [f"tensorflow=={version(name)}" for name in ("tensorflow", "tensorflow-cpu") if installed(name)][:1]
+    requirements = [*tensorflow, *(f"{name}=={version(name)}" for name in ("keras", "h5py", "mlflow", "seqeval"))]
     examples = pd.DataFrame({"text": EXAMPLES})
     outputs = [result.to_dict() for result in Tagger.from_file(tagger_file).tag(EXAMPLES)]
     with room_for_artifacts("logging the tagger to MLflow"):
@@ -98,6 +98,13 @@ def log_tagger(tagger_file: Path, model: str, register: bool) -> None:
             code_paths=[str(Path(pipeline.__file__).parent)], signature=infer_signature(examples, outputs),
             input_example=examples, pip_requirements=requirements,
             registered_model_name=registered_name(model) if register else None)
+
+
+def installed(distribution: str) -> bool:
+    try:
+        return bool(version(distribution))
+    except PackageNotFoundError:
+        return False
 
 
 def tagger_artifacts(tagger_file: Path) -> dict[str, str]:
