@@ -82,13 +82,14 @@ def truncate_tagger(project: Path):
 
 
 def rename_a_layer_argument(project: Path):
-    """As a model saved by another version of the project would look: a layer argument renamed."""
+    """As a model saved by another version of the project would look: a layer argument renamed
+    (one the tagger is run by: the word embedding's count of fine-tuned rows)."""
     tagger = project / "models/tiny/seed_1/tagger.keras"
     with zipfile.ZipFile(tagger) as source:
         items = [(item, source.read(item)) for item in source.infolist()]
     with zipfile.ZipFile(tagger, "w") as target:
         for item, data in items:
-            target.writestr(item, data.replace(b'"filters"', b'"n_filters"') if item.filename == "config.json"
+            target.writestr(item, data.replace(b'"trained_rows"', b'"tuned_rows"') if item.filename == "config.json"
                             else data)
 
 
@@ -202,7 +203,7 @@ CASES = [
     model_case("truncated tagger file", truncate_tagger,
                "models/tiny/seed_1/tagger.keras: not a complete .keras file (truncated or corrupt)"),
     model_case("saved by another version", rename_a_layer_argument,
-               "models/tiny/seed_1/tagger.keras: this version cannot load it as a tagger"),
+               "models/tiny/seed_1/tagger.keras: this version cannot load it as a tagger (no 'trained_rows' in it)"),
 ]
 
 

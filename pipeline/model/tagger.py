@@ -160,7 +160,8 @@ class Tagger:
                 tagger.model, vocabularies = keras.saving.load_model(tagger_file), None
         except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
             # TypeError/ValueError: also what Keras raises for a file whose layers have changed since
-            cause = str(error).strip().splitlines()[-1].removeprefix("Exception encountered: ")  # Keras nests them
+            cause = f"no {error.args[0]!r} in it" if isinstance(error, KeyError) else \
+                str(error).strip().splitlines()[-1].removeprefix("Exception encountered: ")  # Keras nests them
             raise PipelineError(f"{tagger_file}: this version cannot load it as a tagger ({cause}); a tagger saved "
                                 "by another version of the project must be trained again (dvc repro)") from None
         tagger.check_vocabularies(vocabularies)
