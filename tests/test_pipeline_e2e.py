@@ -390,13 +390,13 @@ def test_inference_benchmark_compares_the_two_paths_on_the_trained_taggers(repo)
 
 
 def test_a_new_variant_is_a_params_edit_only(repo):
-    """A fourth tagger from existing parts: params.yaml names it and its comparison; nothing else changes,
-    and only its training and the evaluation run."""
+    """A fourth tagger from existing parts (char_cnn without the casing feature): params.yaml names it
+    and its comparison; nothing else changes, and only its training and the evaluation run."""
     repo, _ = repo
     original = (repo / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["models"]["char_cnn_gru"] = {"char_encoder": "cnn", "cell": "gru"}
-    params["compare"].append(["char_cnn", "char_cnn_gru"])
+    params["models"]["char_cnn_nocase"] = {"char_encoder": "cnn", "casing": False}
+    params["compare"].append(["char_cnn", "char_cnn_nocase"])
     try:
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         result = run([*DVC, "repro"], repo)
@@ -407,17 +407,17 @@ def test_a_new_variant_is_a_params_edit_only(repo):
         assert sorted(kept) == sorted((model, str(seed)) for model in MODELS for seed in SEEDS), result.stdout
         assert "train: 2 trainings on local Ray" in result.stdout
         metrics = json.loads((repo / "reports/metrics.json").read_text())
-        assert set(metrics["gains"]["char_cnn_vs_char_cnn_gru"]) == set(SPLITS)
+        assert set(metrics["gains"]["char_cnn_vs_char_cnn_nocase"]) == set(SPLITS)
         curves = (repo / "reports/plots/learning_curves.csv").read_text().splitlines()
-        assert {line.split(",")[0] for line in curves[1:]} == {*MODELS, "char_cnn_gru"}
+        assert {line.split(",")[0] for line in curves[1:]} == {*MODELS, "char_cnn_nocase"}
         plots = json.loads(run([*DVC, "plots", "show", "--json"], repo).stdout)
         assert not plots.get("errors"), plots["errors"]
         curve = next(p for p in plots["data"]["Dev entity F1 per epoch (mean over seeds)"] if p["type"] == "vega")
         assert curve["content"]["encoding"]["color"]["field"] == "model"
-        assert {row["model"] for row in curve["content"]["data"]["values"]} == {*MODELS, "char_cnn_gru"}
-        with open(repo / "models/char_cnn_gru/seed_1/summary.json") as file:
+        assert {row["model"] for row in curve["content"]["data"]["values"]} == {*MODELS, "char_cnn_nocase"}
+        with open(repo / "models/char_cnn_nocase/seed_1/summary.json") as file:
             run_id = json.load(file)["mlflow_run_id"]
         logged = mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").get_run(run_id).data.params
-        assert (logged["model.cell"], logged["model.char_encoder"]) == ("gru", "cnn")
+        assert (logged["model.casing"], logged["model.char_encoder"]) == ("False", "cnn")
     finally:
         (repo / "params.yaml").write_text(original)

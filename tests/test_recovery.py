@@ -16,7 +16,7 @@ import mlflow
 import psutil
 import pytest
 
-from tests.tiny_project import DVC, run, tiny_project, training_copy
+from tests.tiny_project import DVC, EPOCHS, run, tiny_project, training_copy
 
 pytestmark = pytest.mark.slow  # trainings and dvc repro runs in temporary repositories
 
@@ -30,7 +30,7 @@ def repo(tmp_path_factory, shared_data):
 
 
 def test_a_killed_worker_is_retried_and_mlflow_gets_one_finished_run(repo, tmp_path):
-    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1], "train.epochs": 6})
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1]})
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(name, None)
@@ -60,7 +60,7 @@ def test_a_killed_worker_is_retried_and_mlflow_gets_one_finished_run(repo, tmp_p
     runs = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id])
     assert [(r.info.run_name, r.info.status) for r in runs] == [("baseline-seed1", "FINISHED")]
     assert json.loads((copy / "models/baseline/seed_1/summary.json").read_text())["mlflow_run_id"] == runs[0].info.run_id
-    assert len(client.get_metric_history(runs[0].info.run_id, "val_f1")) == 6  # no epoch logged twice
+    assert len(client.get_metric_history(runs[0].info.run_id, "val_f1")) == EPOCHS  # no epoch logged twice
     assert not list((copy / "models").glob(".*"))  # no staging folder left
 
 
@@ -156,7 +156,7 @@ def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(re
     """Ctrl-C in the terminal (SIGINT to dvc's whole process group) while a training runs: the
     stage says one line, no traceback; the open run ends FAILED and the next `dvc repro` trains
     what was left."""
-    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1, 2]})
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1]})
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(name, None)
@@ -183,5 +183,5 @@ def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(re
     assert not list((copy / "models").glob(".*"))  # no staging folder left
     again = run([sys.executable, "-m", "dvc", "repro", "train"], copy)
     assert "Traceback" not in again.stderr
-    for seed in (1, 2):
-        assert (copy / f"models/baseline/seed_{seed}/tagger.keras").is_file()
+    assert "baseline seed 1 done" in again.stdout + again.stderr
+    assert (copy / "models/baseline/seed_1/tagger.keras").is_file()

@@ -5,13 +5,14 @@ Why not TensorFlow: tagging one sentence through the Keras graph costs about 4 m
 of it per-op dispatch (about 90 small ops, a scan for the CRF), and XLA cannot compile the fused
 LSTM kernel (BlockLSTM has no XLA kernel); loading a tagger builds a 400,000-word StringLookup
 table, about 8 s, after importing TensorFlow, about 6 s more. Here the weights are read from the
-file with h5py, the same arithmetic runs as a few NumPy calls per time step, and the
-vocabularies are plain dicts read from the file's config. Every token is encoded once (its word
-vector, casing vector and character features do not depend on its neighbours), so a batch costs
-the recurrences, the output layer and the Viterbi decoding. The encoder's two string rules
-(lower-casing, the casing class: pipeline/model/casing.py) run in Python, as the Lowercase and
-CasingIds layers define them; tests/test_forward.py checks that it tags exactly as the Keras graph does, and that the
-string rules agree with the layers' on every token of CoNLL-2003.
+file with h5py, the same arithmetic runs as a few NumPy calls per time step, and the vocabularies
+are plain dicts read from the file's config. Every token is encoded once (its word vector, casing
+vector and character features do not depend on its neighbours), so a batch costs the recurrences,
+the output layer and the Viterbi decoding. The encoder's two string rules (lower-casing, the
+casing class: pipeline/model/casing.py) run in Python, as the Lowercase and CasingIds layers
+define them; tests/test_forward.py checks that it tags exactly as the Keras graph does, that it
+reads the graph's weights, and that the string rules agree with the layers' on every token of
+CoNLL-2003.
 
 A tagger with GRU or simple RNN cells is tagged by its Keras graph (`supports` says which).
 """
@@ -116,7 +117,8 @@ def saved_weights(tagger_file: Path) -> dict[str, list[np.ndarray]]:
     """The network's weights in a .keras file, by layer name (the char encoder's parts too), read
     from its model.weights.h5 with h5py: Keras stores each layer's variables in a group named after
     its class, with the layer's own name as an attribute, in the order the layer created them.
-    Importing TensorFlow and rebuilding the graph to read the same arrays costs about 8 s."""
+    Importing TensorFlow to rebuild the graph and read the same arrays costs about 6 s, and about 1 s
+    per tagger more."""
     import h5py
 
     with zipfile.ZipFile(tagger_file) as archive:
