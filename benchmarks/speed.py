@@ -56,6 +56,13 @@ PIECES = {
 FIRST_MEASURABLE = "a84e99e"  # the first revision with these pieces (models as params, build_trainable)
 
 
+def graph_tagger(keras_tagger):
+    """The revision's Tagger tagging through `keras_tagger`'s graph: `Tagger.of_graph` since taggers
+    load without Keras, the constructor before."""
+    tagger = piece("Tagger")
+    return tagger.of_graph(keras_tagger) if hasattr(tagger, "of_graph") else tagger(keras_tagger)
+
+
 def piece(name: str):
     """`name` from the pipeline code on the import path, wherever that revision keeps it."""
     for module in PIECES[name]:
@@ -138,7 +145,7 @@ def measure(name: str, batch_size: int, epochs: int, profile: bool = False) -> d
     def tag_all():
         if name == BOOK:
             return loaded.predict(test_inputs, batch_size=params.evaluate.batch_size, verbose=0)
-        return piece("Tagger")(loaded).tag_tokens([s.tokens for s in test], params.evaluate.batch_size)
+        return graph_tagger(loaded).tag_tokens([s.tokens for s in test], params.evaluate.batch_size)
 
     tag_all()  # warm-up: traces the graph for the batch shapes
     started = time.perf_counter()

@@ -156,7 +156,7 @@ def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(re
     """Ctrl-C in the terminal (SIGINT to dvc's whole process group) while a training runs: the
     stage says one line, no traceback; the open run ends FAILED and the next `dvc repro` trains
     what was left."""
-    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1]})
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1, 2]})
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(name, None)
@@ -183,5 +183,5 @@ def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(re
     assert not list((copy / "models").glob(".*"))  # no staging folder left
     again = run([sys.executable, "-m", "dvc", "repro", "train"], copy)
     assert "Traceback" not in again.stderr
-    assert "baseline seed 1 done" in again.stdout + again.stderr
-    assert (copy / "models/baseline/seed_1/tagger.keras").is_file()
+    for seed in (1, 2):
+        assert (copy / f"models/baseline/seed_{seed}/tagger.keras").is_file()

@@ -200,10 +200,12 @@ def test_a_tagger_saved_before_the_modules_moved_still_loads_and_tags_as_it_did(
 
 
 def wait_until_reading(pid: int, timeout: float = 180) -> None:
-    """Until the process's main thread sleeps in a read of its stdin pipe (the kernel's wait channel;
-    a fixed sleep is too short on a busy machine)."""
+    """Until the process's main thread sleeps in a read of its stdin pipe: the kernel's wait channel,
+    and the system call's first argument, file descriptor 0 (a child's output is read from a pipe
+    too); a fixed sleep is too short on a busy machine."""
     deadline = time.monotonic() + timeout
-    while "pipe" not in Path(f"/proc/{pid}/wchan").read_text():
+    while "pipe" not in Path(f"/proc/{pid}/wchan").read_text() or \
+            Path(f"/proc/{pid}/syscall").read_text().split()[1:2] != ["0x0"]:
         assert time.monotonic() < deadline, "the command never got to reading its input"
         time.sleep(0.2)
 
@@ -218,7 +220,7 @@ def test_ctrl_c_or_sigterm_is_one_line_and_the_shell_s_exit_status(signal_number
     wait_until_reading(command.pid)  # past the imports and the model: it is reading its input
     command.send_signal(signal_number)
     _, stderr = command.communicate(timeout=60)
-    assert command.returncode == 128 + signal_number  # 130 and 143, as the shell reports them
+    assert command.returncode == 128 + signal_number, stderr  # 130 and 143, as the shell reports them
     assert stderr == ("interrupted: what had finished is kept and nothing is half-written; run the same command "
                       "again to go on\n")
 
