@@ -156,7 +156,9 @@ def test_ctrl_c_during_dvc_repro_train_is_one_line_and_the_next_repro_goes_on(re
     """Ctrl-C in the terminal (SIGINT to dvc's whole process group) while a training runs: the
     stage says one line, no traceback; the open run ends FAILED and the next `dvc repro` trains
     what was left."""
-    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1, 2]})
+    # 30 epochs: the trainings are still running when the signal lands, on a fast or a busy machine
+    # (3 tiny epochs took 3 s on CI, and the signal came after the trainings had ended)
+    copy = training_copy(repo, tmp_path / "copy", ["baseline"], **{"train.seeds": [1, 2], "train.epochs": 30})
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
         env.pop(name, None)

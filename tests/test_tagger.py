@@ -217,8 +217,9 @@ def test_ctrl_c_or_sigterm_is_one_line_and_the_shell_s_exit_status(signal_number
     command = subprocess.Popen([sys.executable, "-m", "pipeline.cli.predict", "--model", "tests/fixtures/legacy_tagger"],
                                cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    wait_until_reading(command.pid)  # past the imports and the model: it is reading its input
+    wait_until_reading(command.pid)  # past the imports: it is reading its input
     command.send_signal(signal_number)
+    command.wait(timeout=60)  # stdin still open: the read ends by the signal, not at the end of the input
     _, stderr = command.communicate(timeout=60)
     assert command.returncode == 128 + signal_number, stderr  # 130 and 143, as the shell reports them
     assert stderr == ("interrupted: what had finished is kept and nothing is half-written; run the same command "
