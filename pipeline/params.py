@@ -121,7 +121,10 @@ class TrainParams(Section):
     optimizer: Literal["adam", "sgd"]
     learning_rate: float = Field(gt=0, allow_inf_nan=False)
     momentum: float = Field(ge=0, lt=1)  # sgd only
-    lr_decay: float = Field(ge=0, allow_inf_nan=False)  # epoch t trains at learning_rate / (1 + lr_decay * t)
+    # epoch t (from 0) trains at: inverse_time, learning_rate / (1 + lr_decay * t) (lr_decay 0: constant);
+    # linear, learning_rate * (1 - t / epochs), down to learning_rate / epochs in the last epoch
+    lr_schedule: Literal["inverse_time", "linear"]
+    lr_decay: float = Field(ge=0, allow_inf_nan=False)  # lr_schedule inverse_time only
     clipnorm: Optional[float] = Field(gt=0, allow_inf_nan=False)
     patience: int = Field(ge=1)
     # one training run per seed and model; the char gain is reported over seeds
@@ -135,6 +138,13 @@ class TrainParams(Section):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")
         return seeds
+
+    @model_validator(mode="after")
+    def one_schedule(self):
+        if self.lr_schedule == "linear" and self.lr_decay:
+            raise ValueError(f"train.lr_decay: {self.lr_decay} is read by lr_schedule inverse_time only; set it "
+                             "to 0 with lr_schedule linear (which decays to the last epoch by itself)")
+        return self
 
 
 class EvaluateParams(Section):
