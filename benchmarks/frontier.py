@@ -1,8 +1,14 @@
-"""The speed-accuracy frontier of the training recipe, from a search's report -> reports/frontier.json
+"""The speed-accuracy frontier of the training recipe, from searches' reports -> reports/frontier.json
 and reports/frontier.png.
 
     python -m pipeline.cli.search searches/frontier.yaml   # the trainings (3 seeds per batch size)
+    python -m pipeline.cli.search searches/schedules.yaml  # shorter schedules at batch 128
     python -m benchmarks.frontier                          # the frontier and the recipe the rule picks
+
+Searches run on different days or machines: the minutes of every report after the first are put
+on the first one's clock, multiplied by the ratio of their mean seconds per epoch at the batch
+sizes both ran (an epoch's work depends on the batch size, not on the schedule). Dev F1 needs no
+such care: the same params and seed give the same figures on every machine.
 
 Every training of the search kept its dev F1 and time per epoch. Early stopping never changes an
 epoch before the one it stops at, so a shorter schedule (a smaller patience) is read from the same
@@ -29,8 +35,9 @@ from pipeline.errors import PipelineError, exits_cleanly  # noqa: E402
 from pipeline.files import write_bytes_atomic, write_json_atomic  # noqa: E402
 from pipeline.layout import REPORTS_DIR  # noqa: E402
 
-PATIENCES = (1, 2, 3, 4)  # the search trains with patience 4 (searches/frontier.yaml); shorter ones are read from it
+PATIENCES = (1, 2, 3, 4)  # the searches train with patience 4; shorter ones are read from them
 FRONTIER_FILE, FIGURE_FILE = REPORTS_DIR / "frontier.json", REPORTS_DIR / "frontier.png"
+SEARCHES = (REPORTS_DIR / "search" / "frontier.json", REPORTS_DIR / "search" / "schedules.json")
 
 
 def stopped(history: list[dict], patience: int) -> tuple[float, float, int]:
@@ -46,8 +53,36 @@ def stopped(history: list[dict], patience: int) -> tuple[float, float, int]:
     return best, seconds, len(history)
 
 
-def recipes(report: dict) -> list[dict]:
-    """One row per (point, patience): mean and std of dev F1 over the seeds, mean minutes per training."""
+def batch_size(report: dict, point: str) -> int | None:
+    """The batch size `point` trains at, where the search sets it (its base or the point)."""
+    return {**(report.get("base") or {}), **report["points"][point]}.get("train.batch_size")
+
+
+def epoch_seconds(report: dict) -> dict[int, float]:
+    """Batch size -> mean seconds per epoch over every epoch the report's trainings ran at it."""
+    seconds: dict[int, list[float]] = {}
+    for trial in report["trials"]:
+        batch = batch_size(report, trial["point"])
+        if batch is not None:
+            seconds.setdefault(batch, []).extend(row["seconds"] for row in trial.get("history", []))
+    return {batch: statistics.mean(values) for batch, values in seconds.items() if values}
+
+
+def clock(reference: dict, report: dict, name: str) -> float:
+    """The factor that puts `report`'s minutes on `reference`'s clock: the mean, over the batch sizes
+    both ran, of the ratio of their seconds per epoch."""
+    theirs, ours = epoch_seconds(reference), epoch_seconds(report)
+    shared = sorted(theirs.keys() & ours.keys())
+    if not shared:
+        raise PipelineError(f"{name}: it shares no batch size with the first report, so its minutes cannot be "
+                            "put on that report's clock; add a point at one of its batch sizes "
+                            f"({', '.join(map(str, sorted(theirs))) or 'none set'})")
+    return statistics.mean(theirs[batch] / ours[batch] for batch in shared)
+
+
+def recipes(report: dict, clock_factor: float = 1.0) -> list[dict]:
+    """One row per (point, patience): mean and std of dev F1 over the seeds, mean minutes per training
+    (times `clock_factor`)."""
     rows = []
     for point, changes in report["points"].items():
         trials = [trial for trial in report["trials"] if trial["point"] == point]
@@ -61,7 +96,7 @@ def recipes(report: dict) -> list[dict]:
                          "patience": patience, "seeds": len(trials),
                          "dev_f1_mean": round(statistics.mean(f1s), 2),
                          "dev_f1_std": round(statistics.stdev(f1s), 2) if len(f1s) > 1 else 0.0,
-                         "minutes_mean": round(statistics.mean(seconds for _, seconds, _ in results) / 60, 2),
+                         "minutes_mean": round(clock_factor * statistics.mean(s for _, s, _ in results) / 60, 2),
                          "epochs_mean": round(statistics.mean(epochs for _, _, epochs in results), 1)})
     return rows
 
@@ -91,7 +126,7 @@ def figure(rows: list[dict], best: dict, chosen: dict, threshold: float) -> byte
                label=f"best - 1 std ({best['recipe']}): {threshold:.2f}")
     ax.scatter([chosen["minutes_mean"]], [chosen["dev_f1_mean"]], s=250, facecolors="none", edgecolors="black",
                label=f"chosen: {chosen['recipe']}")
-    ax.set_xlabel("minutes per training (mean over seeds; 2 trainings at once on 2 cores)")
+    ax.set_xlabel("minutes per training (mean over seeds; 2 trainings at once on 2 cores; the first search's clock)")
     ax.set_ylabel("best dev F1 (mean over seeds, bar: std)")
     ax.set_title("char_cnn: speed against accuracy of the training recipe")
     ax.grid(alpha=0.3)
@@ -105,25 +140,37 @@ def figure(rows: list[dict], best: dict, chosen: dict, threshold: float) -> byte
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.frontier", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("report", nargs="?", type=Path, default=REPORTS_DIR / "search" / "frontier.json",
-                        help="the search's report (default: reports/search/frontier.json)")
+    parser.add_argument("reports", nargs="*", type=Path, default=list(SEARCHES),
+                        help="the searches' reports, the first one's clock for all (default: "
+                             + " ".join(str(path) for path in SEARCHES) + ")")
     return parser
+
+
+def read_report(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run `python -m pipeline.cli.search searches/{path.stem}.yaml` "
+                            "first") from None
+    except ValueError as error:
+        raise PipelineError(f"{path}: not a search report ({error})") from None
 
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    try:
-        report = json.loads(args.report.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{args.report}: not found; run `python -m pipeline.cli.search searches/frontier.yaml` "
-                            "first") from None
-    except ValueError as error:
-        raise PipelineError(f"{args.report}: not a search report ({error})") from None
-    rows = recipes(report)
+    reports = [read_report(path) for path in args.reports]
+    factors = [1.0] + [clock(reports[0], report, str(path)) for report, path in zip(reports[1:], args.reports[1:])]
+    rows = [row for report, factor in zip(reports, factors) for row in recipes(report, factor)]
+    if len({row["recipe"] for row in rows}) < len(rows):
+        raise PipelineError(f"{', '.join(map(str, args.reports))}: two searches name a point alike; rename one")
     best, chosen, threshold = choose(rows)
-    write_json_atomic(FRONTIER_FILE, {"search": str(args.report), "machine": report["machine"],
-                                      "date": report["date"], "model": report["model"], "seeds": report["seeds"],
+    first = reports[0]
+    write_json_atomic(FRONTIER_FILE, {"searches": [{"report": str(path), "date": report["date"],
+                                                    "machine": report["machine"], "clock_factor": round(factor, 3)}
+                                                   for path, report, factor in zip(args.reports, reports, factors)],
+                                      "machine": first["machine"], "date": first["date"], "model": first["model"],
+                                      "seeds": first["seeds"],
                                       "rule": "fastest recipe whose mean dev F1 >= best mean - best's std over seeds",
                                       "best": best["recipe"], "threshold": threshold, "chosen": chosen,
                                       "recipes": sorted(rows, key=lambda row: row["minutes_mean"])})

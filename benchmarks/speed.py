@@ -278,7 +278,8 @@ def time_full_repro(source: str, clone: Path | None = None) -> dict:
         seconds = round(time.perf_counter() - started)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True)
         return {"seconds": seconds, "commit": commit.stdout.strip(), "seeds": params["train"]["seeds"],
-                "recipe": {key: params["train"][key] for key in ("batch_size", "learning_rate", "patience")},
+                "recipe": {key: params["train"].get(key) for key in ("batch_size", "learning_rate", "lr_schedule",
+                                                                     "epochs", "patience")},
                 "command": "dvc repro (fresh clone, default params.yaml, data from a local mirror)"}
 
 

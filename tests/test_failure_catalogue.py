@@ -114,6 +114,9 @@ CASES = [
                 "train.batch_size: 64 is more than the 50 train sentences that data.train_limit keeps"),
     params_case("infinite learning rate", lambda p: p["train"].update(learning_rate=float("inf")),
                 "train.learning_rate: Input should be a finite number"),
+    params_case("decay beside the linear schedule", lambda p: p["train"].update(lr_schedule="linear", lr_decay=0.1),
+                "train.lr_decay: 0.1 is read by lr_schedule inverse_time only; set it to 0 with lr_schedule linear "
+                "(which decays to the last epoch by itself)"),
     params_case("zero threads", lambda p: p["train"].update(threads=0),
                 "train.threads: Input should be greater than or equal to 1"),
     params_case("gpus_per_task not a number", lambda p: p["cluster"].update(gpus_per_task="some"),

@@ -4,8 +4,10 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 from benchmarks import frontier
+from pipeline.errors import PipelineError
 
 HISTORY = [{"epoch": e + 1, "dev_f1": f1, "seconds": 10.0}
            for e, f1 in enumerate([80.0, 85.0, 84.0, 86.0, 85.5, 85.9, 86.0, 85.0, 84.0])]
@@ -52,3 +54,27 @@ def test_the_rule_picks_the_fastest_recipe_within_one_std_of_the_best(tmp_path, 
     written = json.loads((tmp_path / "frontier.json").read_text())
     assert written["chosen"]["recipe"] == "fast, patience 1" and written["best"] == "slow, patience 1"
     assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_second_search_is_put_on_the_first_ones_clock(tmp_path, monkeypatch):
+    def report(point, batch, seconds, scores):
+        return {"points": {point: {}}, "base": {"train.batch_size": batch},
+                "trials": [{"point": point, "seed": seed, "history": [{"epoch": 1, "dev_f1": 80.0, "seconds": seconds},
+                                                                      {"epoch": 2, "dev_f1": f1, "seconds": seconds}]}
+                           for seed, f1 in zip((42, 43, 44), scores)],
+                "machine": {"cpu": point}, "date": "2026-12-01", "model": "char_cnn", "seeds": [42, 43, 44]}
+    first, slower_machine = report("constant", 128, 10.0, [91.0, 92.0, 93.0]), report("linear", 128, 30.0, [92, 92, 92])
+    assert frontier.clock(first, slower_machine, "second") == pytest.approx(1 / 3)
+    paths = [tmp_path / "first.json", tmp_path / "second.json"]
+    for path, content in zip(paths, (first, slower_machine)):
+        path.write_text(json.dumps(content))
+    monkeypatch.setattr(frontier, "FRONTIER_FILE", tmp_path / "frontier.json")
+    monkeypatch.setattr(frontier, "FIGURE_FILE", tmp_path / "frontier.png")
+    frontier.main([str(path) for path in paths])
+    written = json.loads((tmp_path / "frontier.json").read_text())
+    minutes = {row["recipe"]: row["minutes_mean"] for row in written["recipes"]}
+    assert minutes["linear, patience 4"] == minutes["constant, patience 4"] == round(20 / 60, 2)  # 2 epochs x 10 s
+    assert [search["clock_factor"] for search in written["searches"]] == [1.0, 0.333]
+
+    with pytest.raises(PipelineError, match="^other: it shares no batch size with the first report"):
+        frontier.clock(first, report("other", 32, 10.0, [90, 90, 90]), "other")

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline.model.optimizers import LazyAdam
+from pipeline.model.optimizers import LazyAdam, decayed_learning_rate
 
 
 def train(optimizer, ids_per_step, dense):
@@ -33,3 +33,15 @@ def test_sparse_gradients_update_only_the_rows_used_like_adam_on_them():
     skipped = train(LazyAdam(0.1), [[0, 2], [2], [2]], dense=False)
     first = train(LazyAdam(0.1), [[0, 2]], dense=False)
     np.testing.assert_array_equal(skipped[0], first[0])
+
+
+def test_the_learning_rate_of_each_epoch_follows_the_schedule():
+    from pipeline.params import load_params
+    from tests.conftest import REPO_ROOT
+
+    def train_params(**changes):
+        return load_params(REPO_ROOT / "params.yaml", {f"train.{key}": value for key, value in changes.items()}).train
+    inverse_time = train_params(learning_rate=0.01, lr_decay=0.5)
+    assert [decayed_learning_rate(inverse_time, t) for t in range(3)] == [0.01, 0.01 / 1.5, 0.01 / 2]
+    linear = train_params(learning_rate=0.01, lr_schedule="linear", epochs=4)
+    np.testing.assert_allclose([decayed_learning_rate(linear, t) for t in range(4)], [0.01, 0.0075, 0.005, 0.0025])
