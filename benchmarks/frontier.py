@@ -22,6 +22,7 @@ fastest whose m(r) >= m(b) - s(b), s(b) the standard deviation of b's dev F1 ove
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -115,7 +116,7 @@ def figure(rows: list[dict], best: dict, chosen: dict, threshold: float) -> byte
 
     fig, ax = plt.subplots(figsize=(8, 5))
     points = list(dict.fromkeys(row["point"] for row in rows))
-    for color, point in zip(plt.cm.tab10.colors, points):
+    for color, point in zip(itertools.cycle(plt.cm.tab20.colors), points):  # more points than colours: cycle
         mine = [row for row in rows if row["point"] == point]
         ax.errorbar([row["minutes_mean"] for row in mine], [row["dev_f1_mean"] for row in mine],
                     yerr=[row["dev_f1_std"] for row in mine], fmt="o-", color=color, capsize=3, label=point)
