@@ -164,6 +164,14 @@ def run_in_own_session(command: list[str], cwd: Path, timeout: float, stderr=sub
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, errors)
 
 
+def ctrl_c_reaches_it() -> None:
+    """preexec_fn of a command a test sends Ctrl-C (SIGINT) to: SIGINT at its default, as in a
+    terminal's foreground job. A suite started in the background (`pytest &` in a script, nohup)
+    has SIGINT ignored, every process it starts inherits that, and Python then never raises
+    KeyboardInterrupt: the command would carry on as if no Ctrl-C had come."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def commit_as_a_clone(repo: Path) -> None:
     """Make `repo` (a copy_of_repo) a git repository with everything committed, as a clone is."""
     for command in (["git", "init", "-q"], ["git", "add", "-A"],

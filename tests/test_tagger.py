@@ -20,7 +20,7 @@ from pipeline.model.network import build_encoder, build_network, build_tagger
 from pipeline.model.tagger import entities_of, list_digest, tagger_identity
 from pipeline.model.trained import FROZEN_ROWS_FILE, npy_bytes
 from pipeline.params import TaggerParams
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, ctrl_c_reaches_it
 from tests.test_model import CHARS, PARAMS, TAGS, WORDS, make_tagger
 
 
@@ -216,7 +216,7 @@ def test_ctrl_c_or_sigterm_is_one_line_and_the_shell_s_exit_status(signal_number
     pipe): no traceback."""
     command = subprocess.Popen([sys.executable, "-m", "pipeline.cli.predict", "--model", "tests/fixtures/legacy_tagger"],
                                cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=ctrl_c_reaches_it)
     wait_until_reading(command.pid)  # past the imports: it is reading its input
     command.send_signal(signal_number)
     command.wait(timeout=60)  # stdin still open: the read ends by the signal, not at the end of the input
