@@ -151,8 +151,9 @@ def read_report(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; run `python -m pipeline.cli.search searches/{path.stem}.yaml` "
-                            "first") from None
+        search = Path("searches") / f"{path.stem}.yaml"  # a search writes reports/search/<its name>.json
+        advice = f"; run `python -m pipeline.cli.search {search}` first" if search.is_file() else ""
+        raise PipelineError(f"{path}: not found{advice}") from None
     except ValueError as error:
         raise PipelineError(f"{path}: not a search report ({error})") from None
 

@@ -78,3 +78,15 @@ def test_a_second_search_is_put_on_the_first_ones_clock(tmp_path, monkeypatch):
 
     with pytest.raises(PipelineError, match="^other: it shares no batch size with the first report"):
         frontier.clock(first, report("other", 32, 10.0, [90, 90, 90]), "other")
+
+
+def test_a_missing_report_is_one_line_with_the_search_that_writes_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a checkout whose searches/ holds schedules.yaml and not other.yaml
+    (tmp_path / "searches").mkdir()
+    (tmp_path / "searches/schedules.yaml").write_text("model: char_cnn\n")
+    for report, advice in (("schedules", "; run `python -m pipeline.cli.search searches/schedules.yaml` first"),
+                           ("other", "")):
+        with pytest.raises(SystemExit) as exited:
+            frontier.main([f"reports/search/{report}.json"])
+        assert exited.value.code == 1
+        assert capsys.readouterr().err == f"error: reports/search/{report}.json: not found{advice}\n"
