@@ -43,8 +43,8 @@ def make_optimizer(train) -> keras.optimizers.Optimizer:
 
 def decayed_learning_rate(train, epoch: int) -> float:
     """The learning rate of epoch `epoch` (0-based). inverse_time: lr / (1 + lr_decay * epoch) (Ma &
-    Hovy 2016); linear: lr * (1 - epoch / epochs), annealed to a small step by the last epoch, so a
-    short schedule ends converged instead of stopping while it still moves."""
+    Hovy 2016); linear: lr * (1 - epoch / epochs), annealed to a small step by the last epoch
+    (docs/speed.md: for the default recipe, 8-12 annealed epochs stay below its constant rate)."""
     if train.lr_schedule == "linear":
         return train.learning_rate * (1 - epoch / train.epochs)
     return train.learning_rate / (1 + train.lr_decay * epoch)
