@@ -3,6 +3,7 @@ it asks for passwords before it listens beyond this machine; with --basic-auth i
 for a password; no process shows the database password on its command line."""
 import base64
 import os
+import sqlite3
 import sys
 import urllib.error
 import urllib.request
@@ -10,10 +11,11 @@ import urllib.request
 import mlflow
 import psutil
 import pytest
+from werkzeug.security import generate_password_hash
 
 from pipeline.cli.tracking_server import check_exposure, ensure_database, main
 from pipeline.errors import PipelineError
-from tests.conftest import free_port, serving
+from tests.conftest import REPO_ROOT, free_port, serving
 
 
 def test_a_database_url_that_is_not_postgresql_is_refused_without_its_password():
@@ -48,30 +50,36 @@ def test_a_server_other_machines_can_reach_needs_basic_auth_or_insecure(tmp_path
 
 @pytest.mark.slow  # a PostgreSQL and an MLflow server
 def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, postgres_url, monkeypatch):
-    """`--basic-auth` runs MLflow's basic-auth app (its Flask-WTF dependency is declared):
-    without credentials a request is refused, with the admin's from MLFLOW_AUTH_CONFIG_PATH it passes
-    and a run can be logged; the database password is on no process's command line."""
+    """`--basic-auth` with the admin password from MLFLOW_AUTH_ADMIN_PASSWORD, as the scale-out page
+    starts it: without credentials a request is refused, with the admin's it passes and a run can be
+    logged; a verified password is remembered (the credential cache), a wrong one never is; no
+    GenAI job runner starts; the database password is on no process's command line."""
     database = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:pg-s3cret@")  # trust: any works
-    config = tmp_path / "auth.ini"
-    config.write_text("[mlflow]\ndefault_permission = READ\n"
-                      f"database_uri = sqlite:///{tmp_path / 'users.db'}\n"
-                      "admin_username = admin\nadmin_password = a-long-s3cret-password\n"
-                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     port = free_port()
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config)}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    # in a folder of its own (its users go to basic_auth.db there), running this checkout's pipeline
+    env.update(MLFLOW_AUTH_ADMIN_PASSWORD="a-long-s3cret-password", PYTHONPATH=str(REPO_ROOT))
     command = [sys.executable, "-m", "pipeline.cli.tracking_server", "--database", database, "--artifacts",
-               str(tmp_path / "artifacts"), "--port", str(port), "--workers", "2", "--basic-auth"]
-    with serving(command, port, tmp_path / "server.log", env=env) as url:
-        search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(search, timeout=30)
-        assert refused.value.code == 401
-        request = urllib.request.Request(search, headers={
-            "Authorization": "Basic " + base64.b64encode(b"admin:a-long-s3cret-password").decode()})
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            assert answer.status == 200
+               str(tmp_path / "artifacts"), "--port", str(port), "--workers", "1", "--basic-auth"]
+
+    def status(password: str | None) -> int:
+        headers = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()} \
+            if password else {}
+        request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    with serving(command, port, tmp_path / "server.log", cwd=tmp_path, env=env) as url:
+        assert status(None) == 401
+        assert status("a-long-s3cret-password") == 200
+        server = next(process for process in psutil.process_iter(["cmdline"])
+                      if f"--port {port}" in " ".join(process.info["cmdline"] or []))
+        family = [" ".join(process.cmdline()) for process in [server, *server.children(recursive=True)]]
+        assert not [line for line in family if "huey" in line or "_job_runner" in line], family
         shown = [" ".join(process.info["cmdline"] or []) for process in psutil.process_iter(["cmdline"])]
-        assert any(f"--port {port}" in line for line in shown)  # the server and its workers are running
         assert not [line for line in shown if "pg-s3cret" in line]
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "a-long-s3cret-password")
@@ -79,6 +87,13 @@ def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, pos
         run = client.create_run(client.create_experiment("authenticated"))
         client.log_metric(run.info.run_id, "f1", 90.0)
         assert client.get_run(run.info.run_id).data.metrics == {"f1": 90.0}
+        # the users live beside the server (basic_auth.db); change the admin's password behind its
+        # back: the verified one is still remembered (for at most 60 s), an unverified one is refused
+        with sqlite3.connect(tmp_path / "basic_auth.db") as users:
+            users.execute("UPDATE users SET password_hash = ? WHERE username = 'admin'",
+                          (generate_password_hash("another-long-password"),))
+        assert status("a-long-s3cret-password") == 200
+        assert status("a-wrong-password") == 401
 
 
 def test_basic_auth_without_an_admin_password_is_one_line_before_anything_is_made(tmp_path, capsys, monkeypatch):
