@@ -3,7 +3,6 @@ it asks for passwords before it listens beyond this machine; with --basic-auth i
 for a password; no process shows the database password on its command line."""
 import base64
 import os
-import sqlite3
 import sys
 import urllib.error
 import urllib.request
@@ -11,7 +10,7 @@ import urllib.request
 import mlflow
 import psutil
 import pytest
-from werkzeug.security import generate_password_hash
+from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
 from pipeline.cli.tracking_server import check_exposure, ensure_database, main
 from pipeline.errors import PipelineError
@@ -89,9 +88,9 @@ def test_basic_auth_as_documented_asks_every_client_for_a_password(tmp_path, pos
         assert client.get_run(run.info.run_id).data.metrics == {"f1": 90.0}
         # the users live beside the server (basic_auth.db); change the admin's password behind its
         # back: the verified one is still remembered (for at most 60 s), an unverified one is refused
-        with sqlite3.connect(tmp_path / "basic_auth.db") as users:
-            users.execute("UPDATE users SET password_hash = ? WHERE username = 'admin'",
-                          (generate_password_hash("another-long-password"),))
+        users = SqlAlchemyStore()  # MLflow's own user store, on the server's file
+        users.init_db(f"sqlite:///{tmp_path / 'basic_auth.db'}")
+        users.update_user("admin", password="another-long-password")
         assert status("a-long-s3cret-password") == 200
         assert status("a-wrong-password") == 401
 
