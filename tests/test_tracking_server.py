@@ -106,3 +106,30 @@ def test_basic_auth_without_an_admin_password_is_one_line_before_anything_is_mad
                                        "MLFLOW_AUTH_ADMIN_PASSWORD (the admin user's, made at the first start) or "
                                        "MLFLOW_AUTH_CONFIG_PATH (an ini file with admin_password)\n")
     assert not (tmp_path / "a").exists()
+
+
+def test_the_server_runs_with_the_users_own_auth_settings_and_job_runner_choice_where_given(tmp_path, monkeypatch):
+    """What `mlflow server` is started with (its exec is caught here; the server test above runs it
+    for real): the project's basic_auth.ini and no job runner by default, the user's own settings
+    file and job choice where set; the database URL only in the environment."""
+    from pipeline.cli import tracking_server
+    started: list[tuple[list[str], dict]] = []
+    monkeypatch.setattr(tracking_server, "ensure_database", lambda url: False)
+    monkeypatch.setattr(tracking_server.os, "execve", lambda path, command, env: started.append((command, env)))
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-s3cret-password")
+    for name in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"):
+        monkeypatch.delenv(name, raising=False)
+    database = "postgresql://mlflow:s3cret@127.0.0.1:1/mlflow"
+    arguments = ["--database", database, "--artifacts", str(tmp_path / "a"), "--basic-auth"]
+    main(arguments)
+    main(arguments[:-1])  # without --basic-auth: no auth settings at all
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(tmp_path / "mine.ini"))
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    main(arguments)
+    (default, default_env), (_, open_env), (_, own_env) = started
+    assert default_env["MLFLOW_AUTH_CONFIG_PATH"] == str(REPO_ROOT / "pipeline/cli/basic_auth.ini")
+    assert default_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false" and "--app-name" in default
+    assert "MLFLOW_AUTH_CONFIG_PATH" not in open_env and open_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert own_env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "mine.ini")
+    assert own_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+    assert all(env["MLFLOW_BACKEND_STORE_URI"] == database and database not in command for command, env in started)
