@@ -117,6 +117,8 @@ def test_the_server_runs_with_the_users_own_auth_settings_and_job_runner_choice_
     monkeypatch.setattr(tracking_server, "ensure_database", lambda url: False)
     monkeypatch.setattr(tracking_server.os, "execve", lambda path, command, env: started.append((command, env)))
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-s3cret-password")
+    # set here so that the command does not draw one into this test process's environment
+    monkeypatch.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "a-test-key")
     for name in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"):
         monkeypatch.delenv(name, raising=False)
     database = "postgresql://mlflow:s3cret@127.0.0.1:1/mlflow"
