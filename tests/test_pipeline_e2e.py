@@ -11,9 +11,11 @@ import sys
 import urllib.request
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 
+from pipeline.model.forward import saved_weights
 from tests.browser import check_mlflow_ui
 from tests.conftest import free_port, serving
 from tests.tiny_project import (
@@ -133,15 +135,24 @@ def learning_curve(folder):
 
 
 def test_one_training_at_a_time_gives_the_same_models_as_two_at_once(repo, tmp_path):
-    """The fixture's repro ran the trainings in parallel (local Ray, 2 at once on 2 cores); serially,
-    with the same params and seeds, every learning curve is identical to the last digit."""
+    """The fixture's repro ran the trainings in parallel (local Ray, 2 at once on 2 cores, each worker
+    process training several pairs in turn); serially, with the same params and seeds, in one worker
+    process that starts fresh and then trains its second pair, every learning curve and every weight
+    is identical to the last digit."""
     repo, _ = repo
     serial = training_copy(repo, tmp_path / "serial", ["char_cnn"], **{"cluster.local_cpus": 1})
     result = run([sys.executable, "-m", "pipeline.stages.train"], serial)
     assert "train: 2 trainings on local Ray: 1 CPUs" in result.stdout
+    client = mlflow.MlflowClient(f"sqlite:///{serial / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ner-char-embeddings").experiment_id])
+    assert len(runs) == 2 and len({run.data.tags["ray.worker_pid"] for run in runs}) == 1
     for seed in SEEDS:
         assert learning_curve(serial / f"models/char_cnn/seed_{seed}") == \
             learning_curve(repo / f"models/char_cnn/seed_{seed}")
+        ours, theirs = (saved_weights(folder / f"models/char_cnn/seed_{seed}/tagger.keras") for folder in (serial, repo))
+        assert ours.keys() == theirs.keys()
+        for layer in ours:
+            assert all(np.array_equal(a, b) for a, b in zip(ours[layer], theirs[layer], strict=True)), layer
 
 
 def test_when_the_last_round_would_be_half_empty_every_training_starts_at_once(repo, tmp_path):

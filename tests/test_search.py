@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pipeline.cli.search import finished_trials, rank, read_search
+from pipeline.cli.search import finished_trials, point_params, rank, read_search
 from pipeline.errors import PipelineError
 from pipeline.machine import VECTOR_FLAGS, cpuinfo_field, describe_machine
 
@@ -19,12 +19,21 @@ from pipeline.machine import VECTOR_FLAGS, cpuinfo_field, describe_machine
     ("model: char_cnn\nseed: [1]\npoints: {a: {}}", r"expected the keys model, points"),
     ("model: char_cnn\nseeds: [1, 1]\npoints: {a: {}}", r"seeds: expected a list of distinct non-negative integers"),
     ("model: char_cnn\nseeds: 42\npoints: {a: {}}", r"seeds: expected a list of distinct non-negative integers"),
+    ("model: char_cnn\npoints: {a: {}, b: {train.threads: 2}}",
+     r"train.threads: every point must train with the same number of threads \(got a: 1, b: 2\); set it in base"),
 ])
 def test_a_bad_search_file_is_refused_before_any_training_with_the_point_and_key_named(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(PipelineError, match=f"^{tmp_path / 'bad.yaml'}: {message}"):
         read_search(path)
+
+
+def test_threads_set_in_base_as_advised_reach_every_point(tmp_path):
+    path = tmp_path / "threads.yaml"
+    path.write_text("model: char_cnn\nbase: {train.threads: 2}\npoints: {a: {}, b: {model.units: 50}}")
+    spec = read_search(path)
+    assert {point_params(spec, point, path).train.threads for point in spec["points"]} == {2}
 
 
 def test_points_rank_by_mean_dev_f1_over_seeds_with_base_changes_shown():

@@ -70,7 +70,10 @@ def read_search(path: Path) -> dict:
     for name, changes in spec["points"].items():
         if not isinstance(changes, dict):
             raise PipelineError(f"{path}: points.{name}: expected a mapping of dotted params keys to values")
-        point_params(spec, name, path)
+    threads = {name: point_params(spec, name, path).train.threads for name in spec["points"]}
+    if len(set(threads.values())) > 1:  # a Ray worker's TensorFlow thread pools are fixed by its first training
+        raise PipelineError(f"{path}: train.threads: every point must train with the same number of threads (got "
+                            f"{', '.join(f'{name}: {n}' for name, n in threads.items())}); set it in base")
     return spec
 
 
@@ -172,10 +175,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{trial.pop('kept_from')} (same settings, code and data)")
     todo = [pair for pair in keys if pair not in results]
     base = load_params()
+    threads = next(iter(params_of.values())).train.threads  # every point's (read_search)
     report = {"search": name, "model": model, "seeds": spec["seeds"], "points": spec["points"],
               "base": spec.get("base") or {}, "command": " ".join(["python -m pipeline.cli.search", *sys.argv[1:]]),
               "date": date.today().isoformat(), "machine": describe_machine(),
-              "threads": base.train.threads}
+              "threads": threads}
 
     def save(complete: bool) -> None:  # after every training: a crash loses none that finished
         trials = [{"point": point, "seed": seed, "key": keys[point, seed], **{k: v for k, v in trial.items()
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         with runs.search_run(name, model, spec) as parent:
             if todo:
                 print(f"search {name}: {model}, {len(todo)} trainings on {where.describe()}, "
-                      f"{base.train.threads} thread(s) each")
+                      f"{threads} thread(s) each")
                 report["cluster"] = where.describe()
                 train_ref, dev_ref = cluster.put(train), cluster.put(dev)
                 vocabulary_refs = {key: cluster.put(vocabulary) for key, vocabulary in vocabularies.items()}
@@ -206,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                                                    keys[point, seed]))
                          for point, seed in todo]
                 progress = StageProgress("search", len(todo))
-                for label, pair in cluster.run_tasks(train_pair, calls, base.train.threads, where,
+                for label, pair in cluster.run_tasks(train_pair, calls, threads, where,
                                                      base.cluster.max_retries, on_progress=progress.epoch):
                     point, seed = todo[[f"{p} seed {s}" for p, s in todo].index(label)]
                     best = max(pair.history, key=lambda row: row["dev_f1"])

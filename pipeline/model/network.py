@@ -169,6 +169,6 @@ def build_trainable(spec: TaggerParams, train: TrainParams, vocabulary: Vocabula
     trainer.compile(optimizer=make_optimizer(train), loss=tagging_loss(network, spec),
                     steps_per_execution=STEPS_PER_EXECUTION)
     # its slots now, not inside the first trace of the train function: a tf.function that creates
-    # variables is traced a second time (4-6 s of every training's first epoch on 2 cores)
+    # variables is traced a second time (2-5 s of every training on 2 cores)
     trainer.optimizer.build(trainer.trainable_variables)
     return encoder, trainer, build_tagger(encoder, network, classes, identity)

@@ -6,8 +6,11 @@ With RAY_ADDRESS set, the same tasks go to that Ray cluster (machines started wi
 KubeRay, Slurm) and the `pipeline` package travels with them; the driver keeps every file write and
 every MLflow call, so workers need neither the repository nor the store.
 
-Each task runs in a fresh worker process (TensorFlow's thread pools are fixed at its start),
-asks for a GPU where the cluster has one, and is run again if its worker dies.
+A worker process runs one training after another, so TensorFlow is imported once per worker, not
+once per training (about 9 s of CPU each); its thread pools are fixed by its first training, so
+all tasks of one run use the same train.threads. A task asks for a GPU where the cluster has one
+(Ray then gives it a fresh worker, which frees the GPU memory TensorFlow holds), and is run again
+if its worker dies.
 """
 from __future__ import annotations
 
@@ -176,8 +179,9 @@ def run_tasks(function: Callable, calls: Iterable[tuple[str, tuple]], cpus: int,
         raise PipelineError(f"train.threads is {cpus} but local Ray has {cluster.cpus:g} CPUs "
                             "(cluster.local_cpus): no training could start")
     calls = list(calls)
+    # Ray's default max_calls: workers are reused by CPU tasks, one per GPU task (see the module's docstring)
     remote = ray.remote(num_cpus=cpus_per_task(cpus, len(calls), cluster), num_gpus=cluster.gpus_per_task,
-                        max_calls=1, max_retries=max_retries)(function)
+                        max_retries=max_retries)(function)
     queue = Queue(actor_options={"num_cpus": 0}) if on_progress else None
     pending = {remote.remote(*args, **({"progress": TaskProgress(queue, key)} if queue is not None else {})): key
                for key, args in calls}
@@ -214,8 +218,10 @@ def put(value) -> ray.ObjectRef:
 
 
 def worker_identity() -> dict[str, str]:
-    """Where the calling task runs, for the MLflow run's tags."""
-    return {"ray.node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
+    """Where the calling task runs, for the MLflow run's tags: the node, and the worker process (one
+    worker trains several pairs in turn)."""
+    return {"ray.node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+            "ray.worker_pid": str(os.getpid())}
 
 
 def shutdown() -> None:

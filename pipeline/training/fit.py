@@ -107,6 +107,9 @@ def train_tagger(name: str, params: Params, seed: int, train: list[Sentence], de
     A loss that stops being finite or diverges (too high a learning rate, say) stops the training
     with an error, whatever the clipping.
     """
+    # a Ray worker trains several pairs in turn: each starts from Keras' global state of a fresh
+    # process (layer names, seed state), not from what the previous training left
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     spec = params.tagger(name)
