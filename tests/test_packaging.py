@@ -17,6 +17,7 @@ def test_the_project_builds_a_wheel_of_its_code_only(tmp_path):
     wheel, = tmp_path.glob("ner_char_embeddings-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/training/fit.py" in names and "benchmarks/speed.py" in names
+    assert "pipeline/cli/basic_auth.ini" in names  # the team server's settings (tracking_server.AUTH_SETTINGS)
     assert {name.split("/")[0] for name in names} <= {"pipeline", "benchmarks",
                                                       *(n.split("/")[0] for n in names if ".dist-info" in n)}
     metadata = next(n for n in names if n.endswith("METADATA"))
