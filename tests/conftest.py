@@ -22,8 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The modules that take longest, longest first: the test workers (pytest-xdist, pyproject.toml) take
 # whole modules in this order, so that the long ones start at once and the two workers end together
-LONGEST_FIRST = ("test_pipeline_e2e.py", "test_experiments.py", "test_recovery.py", "test_study.py",
-                 "test_recipes.py", "test_quick_run.py", "test_failure_catalogue.py", "test_model.py")
+LONGEST_FIRST = ("test_pipeline_e2e.py", "test_experiments.py", "test_recovery.py", "test_quick_run.py",
+                 "test_study.py", "test_recipes.py", "test_model.py", "test_failure_catalogue.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
