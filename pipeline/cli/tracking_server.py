@@ -44,7 +44,8 @@ ADMIN_PASSWORD_ENV, AUTH_CONFIG_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_AUTH
 AUTH_SETTINGS = Path(__file__).with_name("basic_auth.ini")  # MLflow's defaults and a credential cache
 STORE_ENV = "MLFLOW_BACKEND_STORE_URI"  # `mlflow server --backend-store-uri`, read from the environment
 # MLflow 3 also starts a job runner and 7 task consumers for its GenAI features (prompt optimisation,
-# scorers), which this pipeline never asks for: about 40 s of CPU at each start on 2 cores
+# scorers), which this pipeline never asks for: about 25 s of CPU and 1.9 GB of memory at each start
+# on 2 cores (python -m benchmarks.mlflow_start)
 JOBS_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
