@@ -4,6 +4,7 @@
     python -m benchmarks.speed --revision HEAD~3  # also that git revision, side by side: speed-up ratios
     python -m benchmarks.speed --profile          # also where a training step's time goes, per layer
     python -m benchmarks.speed --repro            # also times a full default `dvc repro` in a fresh clone
+    python -m benchmarks.speed --repro-only CLONE --revision REV  # only full repros: REV's, then this commit's
 
 `--revision` checks the revision out in a temporary git worktree (its data/ linked to this one's)
 and measures its pipeline code with this benchmark's method, each run in its own process,
@@ -229,15 +230,21 @@ def run_isolated(name: str, batch_size: int, epochs: int, code: Path = Path(".")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@contextmanager
-def revision_tree(revision: str):
-    """A temporary git worktree of `revision`, its data/raw and data/vocab linked to this tree's."""
+def commit_of(revision: str) -> str:
+    """The commit `revision` names in this repository; one line naming it if none."""
     commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], capture_output=True, text=True)
     if commit.returncode != 0:
         raise PipelineError(f"--revision {revision}: not a commit of this repository ({commit.stderr.strip()})")
+    return commit.stdout.strip()
+
+
+@contextmanager
+def revision_tree(revision: str):
+    """A temporary git worktree of `revision`, its data/raw and data/vocab linked to this tree's."""
+    commit = commit_of(revision)
     with tempfile.TemporaryDirectory() as folder:
         tree = Path(folder) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), commit.stdout.strip()], check=True)
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), commit], check=True)
         try:
             for part in ("raw", "vocab"):
                 target = tree / "data" / part
@@ -245,7 +252,7 @@ def revision_tree(revision: str):
                     shutil.rmtree(target)
                 target.parent.mkdir(exist_ok=True)
                 target.symlink_to(Path("data", part).resolve())
-            yield tree, commit.stdout.strip()
+            yield tree, commit
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=False)
 
@@ -258,14 +265,20 @@ def speedups(new: dict, old: dict) -> dict:
             "first_epoch": round(old["first_epoch_seconds"] / new["first_epoch_seconds"], 2)}
 
 
-def time_full_repro(source: str, clone: Path | None = None) -> dict:
-    """`dvc repro` of the committed project in a fresh clone (at `clone`, kept, with its own
-    MLflow store; else a temporary one), data from `source` (data.source)."""
+def check_new_folder(clone: Path) -> None:
+    if clone.exists():
+        raise PipelineError(f"{clone} already exists: name a new folder for the fresh clone")
+
+
+def time_full_repro(source: str, clone: Path | None = None, revision: str | None = None) -> dict:
+    """`dvc repro` of the committed project (or of `revision`) in a fresh clone (at `clone`, kept,
+    with its own MLflow store; else a temporary one), data from `source` (data.source)."""
     with tempfile.TemporaryDirectory() as folder:
         clone = clone or Path(folder) / "clone"
-        if clone.exists():
-            raise PipelineError(f"{clone} already exists: name a new folder for the fresh clone")
+        check_new_folder(clone)
         subprocess.run(["git", "clone", "--quiet", ".", str(clone)], check=True)
+        if revision:
+            subprocess.run(["git", "checkout", "--quiet", revision], cwd=clone, check=True)
         params = yaml.safe_load((clone / "params.yaml").read_text())
         params["data"]["source"] = source if source == "default" else str(Path(source).resolve())
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -314,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", default=os.environ.get("NER_SHARED_DATA", "default"),
                         help="data.source for --repro: a local data mirror (default: $NER_SHARED_DATA, "
                              "else the public URLs)")
-    parser.add_argument("--revision", help="also benchmark this git revision (a temporary worktree), for speed-ups")
+    parser.add_argument("--revision", help="also benchmark this git revision (a temporary worktree), for speed-ups; "
+                                           "with --repro-only, time its full dvc repro first, in a fresh clone at "
+                                           "CLONE-<commit>")
     parser.add_argument("--profile", action="store_true",
                         help="also profile training steps: milliseconds per step by layer (TensorFlow profiler)")
     parser.add_argument("--no-book", action="store_true", help="leave out the book chapter's model")
@@ -335,9 +350,18 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.files import write_json_atomic
     from pipeline.layout import BENCHMARK_FILE, REPORTS_DIR
     if args.repro_only:
+        clone = args.repro_only.resolve()
         report = {"command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:]),
-                  "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-                  "full_repro": time_full_repro(args.source, args.repro_only.resolve())}
+                  "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
+        if args.revision:  # the older code first, then this commit's, one after the other on this machine
+            revision = commit_of(args.revision)
+            older = clone.with_name(f"{clone.name}-{revision[:7]}")
+            check_new_folder(clone)  # before the older repro, not after it
+            report["revision"] = {"full_repro": time_full_repro(args.source, older, revision)}
+        report["full_repro"] = time_full_repro(args.source, clone)
+        if args.revision:
+            report["speedup_over_revision"] = round(report["revision"]["full_repro"]["seconds"]
+                                                    / report["full_repro"]["seconds"], 2)
         write_json_atomic(REPORTS_DIR / "repro_time.json", report)
         print(json.dumps(report, indent=2))
         return

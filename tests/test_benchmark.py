@@ -59,7 +59,8 @@ def test_a_revision_older_than_the_pieces_is_refused_in_one_line(tmp_path):
             "--revision measures revisions from a84e99e on") in done.stderr
 
 
-def test_a_timed_repro_that_fails_says_so_in_one_line_and_a_used_clone_folder_is_refused(tmp_path):
+def test_a_timed_repro_that_fails_says_so_in_one_line_as_do_a_used_clone_folder_and_an_unknown_revision(
+        tmp_path):
     clone = tmp_path / "clone"
     command = [sys.executable, "-m", "benchmarks.speed", "--repro-only", str(clone), "--source", str(tmp_path / "no-data")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -70,3 +71,10 @@ def test_a_timed_repro_that_fails_says_so_in_one_line_and_a_used_clone_folder_is
     again = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert (again.returncode, again.stderr.strip()) == (
         1, f"error: {clone} already exists: name a new folder for the fresh clone")
+    # a revision to time beside it that is not a commit: one line, before any clone is made
+    other = tmp_path / "other"
+    unknown = subprocess.run([*command[:4], str(other), *command[5:], "--revision", "no-such-rev"], cwd=REPO_ROOT,
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert unknown.returncode == 1 and unknown.stderr.strip().count("\n") == 0, unknown.stderr
+    assert unknown.stderr.startswith("error: --revision no-such-rev: not a commit of this repository")
+    assert not list(tmp_path.glob("other*"))
