@@ -49,7 +49,8 @@ def run_queue(repo, names_and_params, jobs, tracking_uri=None, ray_address=None,
         while "0 active, 0 idle" not in run([*DVC, "queue", "status"], repo).stdout:
             time.sleep(1)
     for name, _ in names_and_params:
-        assert re.search(rf"{name}\s+\S+ \S+\s+Success", status), status
+        # the Created column is "10:32 PM" today and "Dec 01, 2026" for an earlier day (a run across midnight)
+        assert re.search(rf"^\S+\s+{name}\s.*\sSuccess\s*$", status, re.M), status
     return status
 
 
