@@ -78,3 +78,9 @@ def test_a_timed_repro_that_fails_says_so_in_one_line_as_do_a_used_clone_folder_
     assert unknown.returncode == 1 and unknown.stderr.strip().count("\n") == 0, unknown.stderr
     assert unknown.stderr.startswith("error: --revision no-such-rev: not a commit of this repository")
     assert not list(tmp_path.glob("other*"))
+    # with a revision, a used clone folder is refused before the older repro, not after it
+    used = subprocess.run([*command, "--revision", "HEAD"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert (used.returncode, used.stderr.strip()) == (
+        1, f"error: {clone} already exists: name a new folder for the fresh clone")
+    assert not list(tmp_path.glob("clone-*"))
