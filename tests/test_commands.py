@@ -43,6 +43,20 @@ def test_every_command_answers_help_and_writes_nothing(repo):
     assert files_in(repo) == before
 
 
+LIBRARIES = {"numpy", "scipy", "mlflow", "ray", "tensorflow", "keras"}  # seconds to import, together
+
+
+@pytest.mark.parametrize("stage", [name for name, command in COMMANDS.items() if command.stage])
+def test_a_stage_answers_help_and_usage_errors_before_importing_its_libraries(stage):
+    for args in ([COMMANDS[stage].module, "--help"], ["pipeline.cli.ner", stage, "-h"],
+                 [COMMANDS[stage].module, "--epochs", "3"]):
+        result = run(["-X", "importtime", "-m", *args], REPO_ROOT)
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert result.returncode == (2 if "--epochs" in args else 0), result.stderr[-500:]
+        assert "pipeline.stages.arguments" in imported and imported & LIBRARIES == set(), args
+
+
 @pytest.mark.parametrize("stage", [name for name, command in COMMANDS.items() if command.stage])
 def test_a_stage_given_an_unknown_argument_is_a_usage_error_and_runs_nothing(repo, stage):
     before = files_in(repo)

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="the command's own arguments")
     args = parser.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     command = COMMANDS[args.command]
+    if command.stage:  # a stage's --help, or an argument it does not take, answered before its imports (seconds)
+        stage_parser(args.command).parse_args(argv[1:])
     sys.argv = [f"ner {args.command}", *argv[1:]]
     importlib.import_module(command.module).main(argv[1:])
 

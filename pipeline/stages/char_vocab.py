@@ -1,6 +1,11 @@
 """Stage `char_vocab`: character vocabulary from train only -> data/vocab/chars.txt."""
 from __future__ import annotations
 
+from pipeline.stages.arguments import parse_stage_args
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below
+    parse_stage_args("char_vocab")
+
 import json
 
 from pipeline.data.corpus import read_split
@@ -9,7 +14,6 @@ from pipeline.errors import exits_cleanly
 from pipeline.files import all_or_none, write_json_atomic
 from pipeline.layout import CHAR_STATS_FILE, CHARS_FILE
 from pipeline.params import load_params
-from pipeline.stages.arguments import parse_stage_args
 
 
 @exits_cleanly

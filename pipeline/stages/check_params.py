@@ -6,10 +6,14 @@ everything "up to date" and unnoticed. This stage depends on the file itself, so
 and it stops with the key's name."""
 from __future__ import annotations
 
+from pipeline.stages.arguments import parse_stage_args
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below
+    parse_stage_args("check_params")
+
 from pipeline.errors import exits_cleanly
 from pipeline.layout import PARAMS_FILE
 from pipeline.params import load_params
-from pipeline.stages.arguments import parse_stage_args
 
 
 @exits_cleanly

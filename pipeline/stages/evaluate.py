@@ -4,6 +4,11 @@ reports/examples.md, plot data and figures, and the MLflow runs (see pipeline/ev
 pipeline/evaluation/breakdown.py for what is computed)."""
 from __future__ import annotations
 
+from pipeline.stages.arguments import parse_stage_args
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below (seconds)
+    parse_stage_args("evaluate")
+
 from pipeline.data.corpus import available_splits, read_split, split_source
 from pipeline.data.lexicon import Lexicon
 from pipeline.data.vocabulary import load_vocabulary
@@ -17,7 +22,6 @@ from pipeline.layout import COMPARISON_FILE, EXAMPLES_FILE, METRICS_FILE
 from pipeline.model.trained import load_trained
 from pipeline.params import SPLITS, load_params
 from pipeline.progress import native_stderr_to_log
-from pipeline.stages.arguments import parse_stage_args
 from pipeline.tracking.experiment import open_experiment
 from pipeline.tracking.scores import log_evaluation
 

@@ -5,9 +5,13 @@ model's best seed on dev).
 Every (model, seed) pair is one Ray task (pipeline/training/pairs.py), all in this one stage so
 that a cluster can run them at once. Pairs whose fingerprint is unchanged are kept
 (pipeline/training/pairs.py). Workers only compute: this process writes each finished pair
-into place and logs its run, so a retried task leaves no duplicate run.
-"""
+into place and logs its run, so a retried task leaves no duplicate run."""
 from __future__ import annotations
+
+from pipeline.stages.arguments import parse_stage_args
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below (seconds)
+    parse_stage_args("train")
 
 from pipeline.data.corpus import Sentence, check_known_tags, read_split, split_source
 from pipeline.data.vocabulary import Vocabulary, load_vocabulary
@@ -16,7 +20,6 @@ from pipeline.layout import split_file
 from pipeline.model.trained import frozen_rows_file, save_trained
 from pipeline.params import Params, load_params
 from pipeline.progress import StageProgress, native_stderr_to_log
-from pipeline.stages.arguments import parse_stage_args
 from pipeline.tracking import runs
 from pipeline.tracking.experiment import open_experiment
 from pipeline.training import cluster

@@ -2,6 +2,11 @@
 vectors (model.word_vectors) -> data/vocab/."""
 from __future__ import annotations
 
+from pipeline.stages.arguments import parse_stage_args
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below
+    parse_stage_args("vocab")
+
 import json
 
 import numpy as np
@@ -14,7 +19,6 @@ from pipeline.errors import exits_cleanly
 from pipeline.files import all_or_none, write_json_atomic
 from pipeline.layout import TAGS_FILE, VECTORS_FILE, VOCAB_STATS_FILE, WORDS_FILE
 from pipeline.params import SPLITS, load_params
-from pipeline.stages.arguments import parse_stage_args
 
 
 def oov_rate(sentences: list[Sentence], vocab: set[str], lowercase: bool) -> float:
