@@ -1,5 +1,6 @@
 """The speed benchmark measures older revisions with their own code: its measurement finds the
 pipeline's pieces in today's layout or in the flat pipeline/ of earlier revisions."""
+import json
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import tarfile
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, copy_of_repo
 
 FLAT_LAYOUT = "1d8a3e0"  # the last revision before pipeline/ was split into subpackages
 TOO_OLD = "2da6b9e"      # before build_trainable and models as params: not measurable
@@ -84,3 +85,41 @@ def test_a_timed_repro_that_fails_says_so_in_one_line_as_do_a_used_clone_folder_
     assert (used.returncode, used.stderr.strip()) == (
         1, f"error: {clone} already exists: name a new folder for the fresh clone")
     assert not list(tmp_path.glob("clone-*"))
+
+
+def test_the_start_up_benchmark_times_help_beside_a_revision_and_names_an_unknown_command(tmp_path):
+    repo = copy_of_repo(tmp_path / "repo")
+    for git in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "now"]):
+        subprocess.run(["git", *git], cwd=repo, check=True)
+    command = [sys.executable, "-m", "benchmarks.startup", "--rounds", "1"]
+    done = subprocess.run([*command, "--revision", "HEAD", "--commands", "train,download"], cwd=repo,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((repo / "reports/startup.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert report["revision"] == head and report["machine"]["cores"] >= 1
+    assert list(report["commands"]) == ["train", "download"]
+    for row in report["commands"].values():
+        assert row["seconds"] > 0 and row["cpu_seconds"] > 0 and row["revision"]["seconds"] > 0 and row["speedup"] > 0
+    assert subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout.count("\n") == 1
+    unknown = subprocess.run([*command, "--commands", "train,trian"], cwd=repo, capture_output=True, text=True,
+                             timeout=600)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("error: --commands: trian not among ner's commands (")
+    assert unknown.stderr.strip().count("\n") == 0
+
+
+def test_the_lstm_bound_benchmark_times_the_layer_and_its_products_alone(tmp_path):
+    repo = copy_of_repo(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.lstm_bound", "--batch", "8", "--steps", "3", "--repeats",
+                           "2"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((repo / "reports/lstm_bound.json").read_text())
+    shapes = report["shapes"]
+    assert (shapes["batch"], shapes["steps"], shapes["threads"]) == (8, 3, 1)
+    assert shapes["input_width"] > 0 and shapes["units"] > 0
+    # 3 products (gates, inputs' and kernel's gradients) x 2 directions x 3 steps, 2 flop per multiply-add
+    assert report["gflop"] == round(3 * 2 * 3 * 2 * 8 * (shapes["input_width"] + shapes["units"]) * 4 * shapes["units"]
+                                    / 1e9, 3)
+    for key in ("layer_forward_backward_ms", "layer_forward_ms", "products_per_step_ms",
+                "projection_once_then_recurrent_ms", "products_gflop_per_s", "layer_over_products"):
+        assert report[key] > 0, key
