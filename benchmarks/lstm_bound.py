@@ -2,8 +2,9 @@
 one TensorFlow thread, as each training of `dvc repro` runs) against the same matrix products
 alone (`tf.matmul`, oneDNN), at the default recipe's shapes. If the layer takes little more than
 its products, no other LSTM implementation can gain much on this CPU: only less arithmetic can.
-Also timed: the other layout of the same products, the input projection of all steps as one
-large product and only the recurrent product per step.
+Also timed: the other layout of the same products (the input projection of all steps as one
+large product, only the recurrent product per step), and the layer itself written in TensorFlow
+ops, unrolled over the steps with that layout (what Keras' loop, a scan or XLA build from).
 
     python -m benchmarks.lstm_bound       # about a minute
 
@@ -43,6 +44,21 @@ def median_ms(function, repeats: int) -> float:
     return round(statistics.median(times) * 1000, 2)
 
 
+def unrolled_direction(x, kernel, recurrent_kernel, bias, backward: bool):
+    """One LSTM direction over every step of `x` (batch, steps, width), Keras' gates (i, f, c, o):
+    the input projection of all steps in one product, then a product and the gates per step."""
+    batch, steps = x.shape[0], x.shape[1]
+    projected = tf.reshape(tf.matmul(tf.reshape(x, [batch * steps, -1]), kernel) + bias, [batch, steps, -1])
+    h = c = tf.zeros([batch, recurrent_kernel.shape[0]])
+    outputs = []
+    for t in reversed(range(steps)) if backward else range(steps):
+        i, f, g, o = tf.split(projected[:, t] + tf.matmul(h, recurrent_kernel), 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        outputs.append(h)
+    return tf.stack(outputs[::-1] if backward else outputs, axis=1)
+
+
 def timings(batch: int, steps: int, width: int, units: int, repeats: int) -> dict:
     layer = FusedBiLSTM(units)
     x = tf.random.normal([batch, steps, width])
@@ -74,11 +90,21 @@ def timings(batch: int, steps: int, width: int, units: int, repeats: int) -> dic
             tf.matmul(inputs[t, :, width:], kernel[width:]), tf.matmul(gates[t], kernel[width:], transpose_b=True),
             tf.matmul(inputs[t, :, width:], gates[t], transpose_a=True))]
 
+    @tf.function
+    def ops_unrolled_forward_backward():  # the layer written in TensorFlow ops, unrolled over the steps
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = [unrolled_direction(x, *layer.weights_by_direction[direction], backward=direction == "backward")
+                       for direction in ("forward", "backward")]
+            loss = tf.reduce_sum(tf.square(tf.concat(outputs, -1)))
+        return tape.gradient(loss, [x, *layer.trainable_weights])
+
     flop = 3 * 2 * (2 * batch * (width + units) * 4 * units) * steps  # 3 products, 2 directions, per step
     result = {"layer_forward_backward_ms": median_ms(layer_forward_backward, repeats),
               "layer_forward_ms": median_ms(tf.function(lambda: layer(x)), repeats),
               "products_per_step_ms": median_ms(products_per_step, repeats),
               "projection_once_then_recurrent_ms": median_ms(projection_once_then_recurrent, repeats),
+              "ops_unrolled_forward_backward_ms": median_ms(ops_unrolled_forward_backward, repeats),
               "gflop": round(flop / 1e9, 3)}
     result["products_gflop_per_s"] = round(flop / 1e6 / result["products_per_step_ms"], 1)
     result["layer_over_products"] = round(result["layer_forward_backward_ms"] / result["products_per_step_ms"], 2)

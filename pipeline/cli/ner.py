@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import runpy
 import sys
 from dataclasses import dataclass
 
@@ -66,11 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=COMMANDS, metavar="command", help="one of the commands below")
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="the command's own arguments")
     args = parser.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
-    command = COMMANDS[args.command]
-    if command.stage:  # a stage's --help, or an argument it does not take, answered before its imports (seconds)
-        stage_parser(args.command).parse_args(argv[1:])
-    sys.argv = [f"ner {args.command}", *argv[1:]]
-    importlib.import_module(command.module).main(argv[1:])
+    # run as `python -m` runs it (its own sys.argv and __main__), so that its --help answers before
+    # its imports (seconds) here too
+    sys.argv = [sys.argv[0], *argv[1:]]
+    runpy.run_module(COMMANDS[args.command].module, run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

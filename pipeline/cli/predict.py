@@ -20,6 +20,33 @@ import sys
 from pathlib import Path
 
 from pipeline.data.corpus import DOCSTART, READERS, TAG_PATTERN, as_iob2, check_known_tags, decode_lines
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.cli.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder (models/char_cnn) or MLflow model URI")
+    parser.add_argument("--input", help="input file (default: stdin)")
+    parser.add_argument("--input-format", choices=("auto", "text", *READERS), default="auto",
+                        help="auto: detected from the whole input")
+    parser.add_argument("--format", choices=("conll", "json"), default="conll", help="output format")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    return parser
+
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below
+    build_parser().parse_args()
+
 from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.evaluation.metrics import score
 from pipeline.model.tagger import TaggedSentence, Tagger, entities_of, spans_of_joined
@@ -70,16 +97,6 @@ def gold_sentences(lines: list[str], input_format: str, name: str):
     return [s.tokens for s in parsed], [s.tags for s in parsed], parsed
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def tag_text(tagger: Tagger, lines: list[str], batch_size: int) -> list[TaggedSentence]:
     results = tagger.tag(lines, batch_size)
     skipped = [str(number) for number, result in enumerate(results, start=1) if result.skipped]
@@ -105,18 +122,6 @@ def write(results: list[TaggedSentence], output_format: str, out) -> None:
             out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         else:
             out.write("".join(f"{token}\t{tag}\n" for token, tag in zip(result.tokens, result.tags)) + "\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.cli.predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder (models/char_cnn) or MLflow model URI")
-    parser.add_argument("--input", help="input file (default: stdin)")
-    parser.add_argument("--input-format", choices=("auto", "text", *READERS), default="auto",
-                        help="auto: detected from the whole input")
-    parser.add_argument("--format", choices=("conll", "json"), default="conll", help="output format")
-    parser.add_argument("--batch-size", type=positive_int, default=256)
-    return parser
 
 
 def model_folder(location: str) -> Path:

@@ -36,6 +36,18 @@ import sys
 from datetime import date
 from pathlib import Path
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.cli.search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("search", type=Path, help="the search file (searches/<name>.yaml)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the file's seeds")
+    return parser
+
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below
+    build_parser().parse_args()
+
 from pipeline.data.corpus import Sentence, check_known_tags, read_split, split_source
 from pipeline.data.vocabulary import Vocabulary, build_char_vocab, build_tag_list, build_word_vocab
 from pipeline.data.word_vectors import embedding_rows, load_pretrained
@@ -116,14 +128,6 @@ def rank(spec: dict, results: dict[tuple[str, int], dict]) -> list[dict]:
                      "train_seconds_mean": round(statistics.mean(run["train_seconds"] for run in runs), 1),
                      "mlflow_run_ids": [run["mlflow_run_id"] for run in runs]})
     return sorted(rows, key=lambda row: -row["dev_f1_mean"])
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.cli.search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("search", type=Path, help="the search file (searches/<name>.yaml)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the file's seeds")
-    return parser
 
 
 def trial_key(model: str, params: Params, seed: int, inputs: dict[str, str]) -> str:

@@ -41,6 +41,23 @@ import tempfile
 import time
 from pathlib import Path
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.cli.study", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", type=Path, help="the study file (studies/<name>.yaml)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--queue", action="store_true",
+                      help="queue the missing settings as DVC experiments instead of running them")
+    what.add_argument("--report", action="store_true",
+                      help="run nothing: report from the settings' finished experiments")
+    what.add_argument("--rerun", action="store_true", help="run every setting again, even those already run")
+    return parser
+
+
+if __name__ == "__main__":  # --help, or an argument it does not take, answered before the imports below
+    build_parser().parse_args()
+
 import yaml
 
 from pipeline.errors import PipelineError, exits_cleanly
@@ -54,19 +71,6 @@ from pipeline.tracking.runs import log_study
 STUDY_KEYS = {"models", "compare", "seeds", "split", "base", "recipes", "settings"}
 # params that say where and how fast, not what: an experiment that differs only there is the same
 SAME_RESULTS_EXCLUDE = {"data": {"source"}, "cluster": True, "mlflow": True}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.cli.study", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", type=Path, help="the study file (studies/<name>.yaml)")
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--queue", action="store_true",
-                      help="queue the missing settings as DVC experiments instead of running them")
-    what.add_argument("--report", action="store_true",
-                      help="run nothing: report from the settings' finished experiments")
-    what.add_argument("--rerun", action="store_true", help="run every setting again, even those already run")
-    return parser
 
 
 def read_study(path: Path) -> dict:
