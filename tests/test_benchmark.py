@@ -60,6 +60,7 @@ def test_a_revision_older_than_the_pieces_is_refused_in_one_line(tmp_path):
             "--revision measures revisions from a84e99e on") in done.stderr
 
 
+@pytest.mark.slow  # a benchmark run
 def test_a_timed_repro_that_fails_says_so_in_one_line_as_do_a_used_clone_folder_and_an_unknown_revision(
         tmp_path):
     clone = tmp_path / "clone"
@@ -87,6 +88,7 @@ def test_a_timed_repro_that_fails_says_so_in_one_line_as_do_a_used_clone_folder_
     assert not list(tmp_path.glob("clone-*"))
 
 
+@pytest.mark.slow  # a benchmark run
 def test_the_start_up_benchmark_times_help_beside_a_revision_and_names_an_unknown_command(tmp_path):
     repo = copy_of_repo(tmp_path / "repo")
     for git in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "now"]):
@@ -108,6 +110,7 @@ def test_the_start_up_benchmark_times_help_beside_a_revision_and_names_an_unknow
     assert unknown.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.slow  # a benchmark run
 def test_the_lstm_bound_benchmark_times_the_layer_and_its_products_alone(tmp_path):
     repo = copy_of_repo(tmp_path)
     done = subprocess.run([sys.executable, "-m", "benchmarks.lstm_bound", "--batch", "8", "--steps", "3", "--repeats",
