@@ -29,6 +29,7 @@ from pipeline.machine import describe_machine
 from pipeline.model.bilstm import FusedBiLSTM
 from pipeline.model.layers import CASING_DIM
 from pipeline.params import load_params
+from pipeline.stages.arguments import positive_int
 
 REPORT_FILE = REPORTS_DIR / "lstm_bound.json"
 
@@ -117,9 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     spec = params.tagger("char_cnn") if "char_cnn" in params.models else params.model
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lstm_bound", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=params.train.batch_size, help="sentences per batch")
-    parser.add_argument("--steps", type=int, default=20, help="tokens per sentence, padding included")
-    parser.add_argument("--repeats", type=int, default=30, help="timed calls of each (the median is kept)")
+    parser.add_argument("--batch", type=positive_int, default=params.train.batch_size, help="sentences per batch")
+    parser.add_argument("--steps", type=positive_int, default=20, help="tokens per sentence, padding included")
+    parser.add_argument("--repeats", type=positive_int, default=30, help="timed calls of each (the median is kept)")
     args = parser.parse_args(argv)
     tf.config.threading.set_intra_op_parallelism_threads(params.train.threads)
     tf.config.threading.set_inter_op_parallelism_threads(params.train.threads)

@@ -25,6 +25,7 @@ from pipeline.errors import PipelineError, exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import REPORTS_DIR
 from pipeline.machine import describe_machine
+from pipeline.stages.arguments import positive_int
 
 REPORT_FILE = REPORTS_DIR / "startup.json"
 
@@ -51,7 +52,7 @@ def medians(times: list[tuple[float, float]]) -> dict | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each command (default 5)")
+    parser.add_argument("--rounds", type=positive_int, default=5, help="runs of each command (default 5)")
     parser.add_argument("--revision", help="also this git revision's commands, alternating, for ratios")
     parser.add_argument("--commands", help="comma-separated names of `ner`'s commands (default: all)")
     args = parser.parse_args(argv)

@@ -108,6 +108,9 @@ def test_the_start_up_benchmark_times_help_beside_a_revision_and_names_an_unknow
                              timeout=600)
     assert unknown.returncode == 1 and unknown.stderr.startswith("error: --commands: trian not among ner's commands (")
     assert unknown.stderr.strip().count("\n") == 0
+    none = subprocess.run([*command[:3], "--rounds", "0"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert none.returncode == 2 and none.stderr.strip().splitlines()[-1].endswith(
+        "argument --rounds: expected a positive integer, got '0'")
 
 
 @pytest.mark.slow  # a benchmark run
@@ -123,6 +126,10 @@ def test_the_lstm_bound_benchmark_times_the_layer_and_its_products_alone(tmp_pat
     # 3 products (gates, inputs' and kernel's gradients) x 2 directions x 3 steps, 2 flop per multiply-add
     assert report["gflop"] == round(3 * 2 * 3 * 2 * 8 * (shapes["input_width"] + shapes["units"]) * 4 * shapes["units"]
                                     / 1e9, 3)
+    empty = subprocess.run([sys.executable, "-m", "benchmarks.lstm_bound", "--repeats", "0"], cwd=repo,
+                           capture_output=True, text=True, timeout=600)
+    assert empty.returncode == 2 and empty.stderr.strip().splitlines()[-1].endswith(
+        "argument --repeats: expected a positive integer, got '0'")
     for key in ("layer_forward_backward_ms", "layer_forward_ms", "products_per_step_ms",
                 "projection_once_then_recurrent_ms", "ops_unrolled_forward_backward_ms", "products_gflop_per_s",
                 "layer_over_products"):

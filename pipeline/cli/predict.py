@@ -20,16 +20,7 @@ import sys
 from pathlib import Path
 
 from pipeline.data.corpus import DOCSTART, READERS, TAG_PATTERN, as_iob2, check_known_tags, decode_lines
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from pipeline.stages.arguments import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
-"""The command line of a DVC stage. The stages take no options: what they read and write is in
-dvc.yaml, so their `--help` is made from it (the params keys, inputs and outputs of the stage)
-and cannot drift from what DVC runs."""
+"""The command line of a DVC stage, and the argument types every command shares. The stages take
+no options: what they read and write is in dvc.yaml, so their `--help` is made from it (the params
+keys, inputs and outputs of the stage) and cannot drift from what DVC runs."""
 from __future__ import annotations
 
 import argparse
@@ -53,3 +53,13 @@ def parse_stage_args(stage: str, argv: list[str] | None = None) -> None:
     """A stage's command line: `--help` prints what it does and exits 0; anything else it does not
     take is a usage error (exit 2), before the stage does any work."""
     stage_parser(stage).parse_args(argv)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
