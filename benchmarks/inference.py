@@ -12,13 +12,26 @@ Keras graph (`keras.saving.load_model`, `predict_on_batch`) and the NumPy forwar
   order, by a freshly loaded tagger (its first words are new to it, later ones mostly known);
 - whether both give the same tags on the whole test split.
 Each figure is measured ROUNDS times, the two paths alternating, and the median reported, with
-the machine; compare the two paths as ratios within one run.
+the machine; compare the two paths as ratios within one run. The NumPy forward pass is measured in
+a process of its own each time, as a user's `predict` or `evaluate` loads it.
+
+    python -m benchmarks.inference --revision HEAD~1   # also that revision's NumPy forward pass
+
+With --revision, that git revision's code (a temporary worktree) tags with the same taggers and
+test split by this file's method, alternating with this tree's, and the report gives the ratios
+and whether both gave the same tags.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +43,11 @@ from pipeline.layout import seed_folder
 from pipeline.machine import describe_machine
 from pipeline.model.trained import TAGGER_FILE
 
+# Above: what every revision since the forward pass (737ea27) has, since --revision runs this file
+# on that revision's code (`measure_forward_alone`).
+
 REPORT = Path("reports/inference.json")
+ONE = "--forward-alone"  # the private first argument of measure_forward_alone's process
 LATENCY_SENTENCES = 300
 ROUNDS = 3
 
@@ -72,57 +89,95 @@ def measure(load, tagger_file: Path, test: list[list[str]], batch_size: int) -> 
     return {"load_seconds": load_seconds, "first_pass_sentences_per_second": len(test) / passes[0],
             "second_pass_sentences_per_second": len(test) / passes[1],
             "latency_ms_p50": float(np.percentile(latencies_ms, 50)),
-            "latency_ms_p95": float(np.percentile(latencies_ms, 95)), "tags": tags}
+            "latency_ms_p95": float(np.percentile(latencies_ms, 95)), "tags": digest(tags)}
+
+
+def digest(tags: list[list[str]]) -> str:
+    return hashlib.sha256(json.dumps(tags).encode()).hexdigest()
+
+
+def measure_forward_alone(tagger_file: Path, batch_size: int, code: Path = Path(".")) -> dict:
+    """measure() of the NumPy forward pass in a process of its own, on the pipeline code of the tree
+    `code` (this file runs by path with `code` first on the import path, its test split read there)."""
+    command = [sys.executable, str(Path(__file__).resolve()), ONE, str(tagger_file.resolve()), str(batch_size)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=code,
+                          env={**os.environ, "PYTHONPATH": str(code.resolve())})
+    if done.returncode != 0:
+        raise PipelineError(f"the NumPy forward pass of {tagger_file} ({code}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_tokens() -> list[list[str]]:
+    from pipeline.data.corpus import read_split
+    return [s.tokens for s in read_split("test")]
 
 
 def median_of(rounds: list[dict]) -> dict:
     return {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0] if key != "tags"}
 
 
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
+def speedups(new: dict, old: dict) -> dict:
+    """new / old for throughputs, old / new for times: above 1 is faster."""
+    return {key: round(new[key] / old[key], 2) if "per_second" in key else round(old[key] / new[key], 2)
+            for key in new}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.stages.arguments import positive_int
     parser = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=positive, default=ROUNDS, help="measurements per figure (median reported)")
+    parser.add_argument("--rounds", type=positive_int, default=ROUNDS,
+                        help="measurements per figure (median reported)")
+    parser.add_argument("--revision", help="also this git revision's NumPy forward pass, alternating, for ratios")
     return parser
 
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    from pipeline.data.corpus import read_split
+    from benchmarks.speed import revision_tree
     from pipeline.params import load_params
     params = load_params()
-    test = [s.tokens for s in read_split("test")]
-    results = {}
-    for name in params.models:
-        tagger_file = seed_folder(name, params.train.seeds[0]) / TAGGER_FILE
+    test = test_tokens()
+    taggers = {name: seed_folder(name, params.train.seeds[0]) / TAGGER_FILE for name in params.models}
+    for tagger_file in taggers.values():
         if not tagger_file.is_file():
             raise PipelineError(f"{tagger_file}: no trained tagger; run `dvc repro` first")
-        rounds = {"keras": [], "numpy": []}
-        for _ in range(args.rounds):
-            for path, load in (("keras", keras_graph), ("numpy", numpy_forward)):
-                rounds[path].append(measure(load, tagger_file, test, params.evaluate.batch_size))
-        same = rounds["keras"][0]["tags"] == rounds["numpy"][0]["tags"]
-        keras_row, numpy_row = median_of(rounds["keras"]), median_of(rounds["numpy"])
-        results[name] = {"tagger": str(tagger_file), "keras_graph": keras_row, "numpy_forward": numpy_row,
-                         "same_tags_on_test": same,
-                         "speedup": {key: round(numpy_row[key] / keras_row[key], 2) if "per_second" in key
-                                     else round(keras_row[key] / numpy_row[key], 2) for key in keras_row}}
-        print(f"{name}: numpy forward {numpy_row['second_pass_sentences_per_second']:.0f} sentences/s "
-              f"(first pass {numpy_row['first_pass_sentences_per_second']:.0f}), p50 {numpy_row['latency_ms_p50']:.2f} "
-              f"ms; keras graph {keras_row['second_pass_sentences_per_second']:.0f} sentences/s, p50 "
-              f"{keras_row['latency_ms_p50']:.2f} ms; same tags: {same}")
-    write_json_atomic(REPORT, {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": describe_machine(),
-                               "command": "python -m benchmarks.inference",
-                               "test_sentences": len(test), "batch_size": params.evaluate.batch_size,
-                               "rounds": args.rounds, "models": results})
+    results = {}
+    with revision_tree(args.revision) if args.revision else nullcontext((None, None)) as (tree, commit):
+        for name, tagger_file in taggers.items():
+            rounds = {"keras": [], "numpy": [], "revision": []}
+            for _ in range(args.rounds):
+                rounds["keras"].append(measure(keras_graph, tagger_file, test, params.evaluate.batch_size))
+                rounds["numpy"].append(measure_forward_alone(tagger_file, params.evaluate.batch_size))
+                if tree:
+                    rounds["revision"].append(measure_forward_alone(tagger_file, params.evaluate.batch_size, tree))
+            same = rounds["keras"][0]["tags"] == rounds["numpy"][0]["tags"]
+            keras_row, numpy_row = median_of(rounds["keras"]), median_of(rounds["numpy"])
+            results[name] = {"tagger": str(tagger_file), "keras_graph": keras_row, "numpy_forward": numpy_row,
+                             "same_tags_on_test": same, "speedup": speedups(numpy_row, keras_row)}
+            line = (f"{name}: numpy forward {numpy_row['second_pass_sentences_per_second']:.0f} sentences/s (first "
+                    f"pass {numpy_row['first_pass_sentences_per_second']:.0f}), p50 {numpy_row['latency_ms_p50']:.2f} "
+                    f"ms; keras graph {keras_row['second_pass_sentences_per_second']:.0f} sentences/s, p50 "
+                    f"{keras_row['latency_ms_p50']:.2f} ms; same tags: {same}")
+            if tree:
+                revision_row = median_of(rounds["revision"])
+                results[name]["revision_numpy_forward"] = revision_row
+                results[name]["same_tags_as_revision"] = rounds["revision"][0]["tags"] == rounds["numpy"][0]["tags"]
+                results[name]["speedup_over_revision"] = speedups(numpy_row, revision_row)
+                line += (f"; revision {revision_row['second_pass_sentences_per_second']:.0f} sentences/s, same tags: "
+                         f"{results[name]['same_tags_as_revision']}")
+            print(line)
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": describe_machine(),
+              "command": "python -m benchmarks.inference " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "test_sentences": len(test), "batch_size": params.evaluate.batch_size, "rounds": args.rounds}
+    if tree:
+        report["revision"] = {"revision": args.revision, "commit": commit}
+    write_json_atomic(REPORT, {**report, "models": results})
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == [ONE]:  # measure_forward_alone's process: TAGGER_FILE BATCH_SIZE
+        print(json.dumps(measure(numpy_forward, Path(sys.argv[2]), test_tokens(), int(sys.argv[3]))))
+    else:
+        main()

@@ -108,9 +108,9 @@ def test_lstm_steps_only_the_rows_still_running():
     projected = rng.normal(size=(4, 2, 3, 8)).astype(np.float32)
     recurrent = rng.normal(size=(2, 2, 8)).astype(np.float32)
     lengths = np.array([4, 2, 1])
-    states = lstm(projected, recurrent, lengths)
+    states = lstm(lambda t, rows: projected[t, :, :rows], 4, recurrent, lengths)
     for row, length in enumerate(lengths):
-        alone = lstm(projected[:length, :, row:row + 1], recurrent, lengths[row:row + 1])
+        alone = lstm(lambda t, rows: projected[t, :, row:row + rows], length, recurrent, lengths[row:row + 1])
         np.testing.assert_array_equal(states[:length, :, row:row + 1], alone)
         assert not states[length:, :, row].any()
 

@@ -388,13 +388,21 @@ def test_speed_benchmark_writes_its_report(repo):
 
 def test_inference_benchmark_compares_the_two_paths_on_the_trained_taggers(repo):
     repo, _ = repo
-    run([sys.executable, "-m", "benchmarks.inference", "--rounds", "1"], repo)
+    bad = run([sys.executable, "-m", "benchmarks.inference", "--revision", "no-such-rev"], repo, check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("--revision no-such-rev: not a commit"), bad.stderr
+    run(["git", "add", "pipeline", "benchmarks", "dvc.yaml", "params.yaml"], repo)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "the code to compare with"], repo)
+    run([sys.executable, "-m", "benchmarks.inference", "--rounds", "1", "--revision", "HEAD"], repo)
     report = json.loads((repo / "reports/inference.json").read_text())
     assert report["test_sentences"] == LIMIT and report["machine"]["cores"] >= 1
+    assert report["revision"]["commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert run(["git", "worktree", "list"], repo).stdout.count("\n") == 1  # the temporary worktree is gone
     assert set(report["models"]) == set(MODELS)
     for result in report["models"].values():
         assert result["same_tags_on_test"] is True  # the NumPy forward pass tags as the Keras graph
-        for path in ("keras_graph", "numpy_forward"):
+        assert result["same_tags_as_revision"] is True
+        assert set(result["speedup_over_revision"]) == set(result["numpy_forward"])
+        for path in ("keras_graph", "numpy_forward", "revision_numpy_forward"):
             assert set(result[path]) == {"load_seconds", "first_pass_sentences_per_second",
                                          "second_pass_sentences_per_second", "latency_ms_p50", "latency_ms_p95"}
             assert all(value > 0 for value in result[path].values()), result

@@ -240,7 +240,7 @@ class ForwardPass:
             ids[row, : lengths[row]] = [self.known[token] for token in sentences[original]]
         ids = ids.T
         first, *others = self.rnns
-        states = first.run(self.forward_rows[ids], self.backward_rows[reversed_each(ids, lengths)], lengths)
+        states = first.token_states(self.forward_rows, self.backward_rows, ids, lengths)
         for rnn in others:
             states = rnn.states(BiLSTM.sequences(states, lengths), lengths)
         # the output layer on each direction's states: the backward ones are reversed after it, on

@@ -4,29 +4,32 @@ LSTM of a FusedBiLSTM or Keras Bidirectional(LSTM) layer, and Viterbi decoding a
 pipeline/model/crf.py decodes."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 
-def lstm(projected: np.ndarray, recurrent: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """(time, directions, batch, 4 units) input projections and (directions, units, 4 units)
-    recurrent kernels, both with the sigmoid gates' columns halved (`halve_sigmoid_gates`), and the
-    rows' lengths, longest first -> (time, directions, batch, units) hidden states (0 past a row's
-    end), zero initial state; Keras' gate order i, f, c, o.
+def lstm(step_input: Callable[[int, int], np.ndarray], time: int, recurrent: np.ndarray, lengths: np.ndarray
+         ) -> np.ndarray:
+    """`time` steps over rows of `lengths` (longest first, none longer than `time`), step t's
+    input projections of the first `rows` rows, (directions, rows, 4 units), coming from
+    `step_input(t, rows)`, with (directions, units, 4 units) recurrent kernels, both with the sigmoid
+    gates' columns halved (`halve_sigmoid_gates`) -> (time, directions, batch, units) hidden states
+    (0 past a row's end), zero initial state; Keras' gate order i, f, c, o.
 
-    For speed: the directions run side by side (one matmul per step for both); time-major, so each
-    step reads contiguous memory; step t computes only the rows still running (a prefix, as they
-    are sorted), so padding costs nothing; and sigmoid(z) = tanh(z / 2) / 2 + 1 / 2, one tanh over
+    For speed: the directions run side by side (one matmul per step for both); step t computes
+    only the rows still running (a prefix, as they are sorted), so padding costs nothing; and sigmoid(z) = tanh(z / 2) / 2 + 1 / 2, one tanh over
     all four gates, several times faster than NumPy's exp and division (or scipy's expit) on
     float32 (halving the weights beforehand halves z exactly: a power of two)."""
-    time, directions, batch, gates = projected.shape
-    units = gates // 4
+    directions, units = recurrent.shape[:2]
+    batch = len(lengths)
     running = (lengths[None] > np.arange(time)[:, None]).sum(axis=1)
     h = np.zeros((directions, batch, units), np.float32)
     c = np.zeros((directions, batch, units), np.float32)
     out = np.zeros((time, directions, batch, units), np.float32)
     for t, rows in enumerate(running):
         z = h[:, :rows] @ recurrent
-        z += projected[t, :, :rows]
+        z += step_input(t, rows)
         np.tanh(z, out=z)
         gate = z * np.float32(0.5)
         gate += np.float32(0.5)  # sigmoid, read for i, f and o only
@@ -69,22 +72,33 @@ class BiLSTM:
         """(..., features) -> (..., 2 x 4 units): both directions' input projections."""
         return x @ self.kernel + self.bias
 
-    def run(self, forward: np.ndarray, backward_reversed: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Each direction's (time, batch, 4 units) projections, the backward ones in each row's
-        reversed order, rows longest first -> (time, 2, batch, units) states, the backward ones
-        in reversed order."""
-        both = np.stack([forward, backward_reversed], axis=1)
-        return lstm(both, self.recurrent, lengths)
+    def token_states(self, forward_rows: np.ndarray, backward_rows: np.ndarray, ids: np.ndarray,
+                     lengths: np.ndarray) -> np.ndarray:
+        """Tokens' projections kept as rows (each direction's half of `project`'s), a batch of
+        them as (time, batch) row numbers, rows longest first -> (time, 2, batch, units) states,
+        the backward ones in each row's reversed order. Each step gathers just its rows: the
+        batch's projections are never laid out whole (3.2 KB per token at 100 units)."""
+        backward_ids = reversed_each(ids, lengths)
+        step = np.empty((2, len(lengths), forward_rows.shape[1]), np.float32)
+
+        def step_input(t: int, rows: int) -> np.ndarray:
+            np.take(forward_rows, ids[t, :rows], axis=0, out=step[0, :rows])
+            np.take(backward_rows, backward_ids[t, :rows], axis=0, out=step[1, :rows])
+            return step[:, :rows]
+
+        return lstm(step_input, len(ids), self.recurrent, lengths)
 
     def states(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """(time, batch, features), rows longest first -> (time, 2, batch, units) (see run)."""
+        """(time, batch, features), rows longest first -> (time, 2, batch, units) states, the
+        backward ones in each row's reversed order."""
         projected = self.project(x)
         units4 = projected.shape[-1] // 2
-        return self.run(projected[..., :units4], reversed_each(projected[..., units4:], lengths), lengths)
+        both = np.stack([projected[..., :units4], reversed_each(projected[..., units4:], lengths)], axis=1)
+        return lstm(lambda t, rows: both[t, :, :rows], len(x), self.recurrent, lengths)
 
     @staticmethod
     def sequences(states: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """`run`'s states -> (time, batch, 2 units) outputs, padding positions 0."""
+        """`states`' states -> (time, batch, 2 units) outputs, padding positions 0."""
         out = np.concatenate([states[:, 0], reversed_each(states[:, 1], lengths)], axis=-1)
         out[np.arange(len(out))[:, None] >= lengths[None]] = 0
         return out
