@@ -2,18 +2,19 @@
 
     python -m benchmarks.inference            # after `dvc repro` (it reads models/ and data/raw)
 
-For each tagger of params.yaml's `models` (its first seed), side by side in one process: the
-Keras graph (`keras.saving.load_model`, `predict_on_batch`) and the NumPy forward pass that
-`Tagger.load` uses (pipeline/model/forward.py):
+For each tagger of params.yaml's `models` (its first seed), side by side: the Keras graph
+(`keras.saving.load_model`, `predict_on_batch`, in this process) and the NumPy forward pass that
+`Tagger.load` uses (pipeline/model/forward.py, in a process of its own each time, as a user's
+`predict` or `evaluate` loads it):
 - loading time;
 - batched throughput on the test split (batches of evaluate.batch_size sentences): the first pass,
-  which encodes every token it has not seen, and a second pass, which finds them all known;
+  which encodes every token it has not seen, and a second pass, which finds them all known, also
+  per second of CPU (all of the process's threads: what it takes from other work on the machine);
 - latency of one sentence: each of the first LATENCY_SENTENCES test sentences tagged alone, in
   order, by a freshly loaded tagger (its first words are new to it, later ones mostly known);
 - whether both give the same tags on the whole test split.
 Each figure is measured ROUNDS times, the two paths alternating, and the median reported, with
-the machine; compare the two paths as ratios within one run. The NumPy forward pass is measured in
-a process of its own each time, as a user's `predict` or `evaluate` loads it.
+the machine; compare the two paths as ratios within one run.
 
     python -m benchmarks.inference --revision HEAD~1   # also that revision's NumPy forward pass
 
@@ -80,14 +81,16 @@ def measure(load, tagger_file: Path, test: list[list[str]], batch_size: int) -> 
         tagger.tag_tokens([tokens])
         latencies.append(time.perf_counter() - started)
     tagger = load(tagger_file)  # the batched passes start from a fresh tagger too
-    passes, tags = [], None
+    passes, cpu, tags = [], [], None
     for _ in range(2):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         tags = tagger.tag_tokens(test, batch_size)
         passes.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     latencies_ms = np.array(latencies[20:]) * 1000  # the Keras graph traces itself on its first calls
     return {"load_seconds": load_seconds, "first_pass_sentences_per_second": len(test) / passes[0],
             "second_pass_sentences_per_second": len(test) / passes[1],
+            "second_pass_sentences_per_cpu_second": len(test) / cpu[1],  # all of the process's threads
             "latency_ms_p50": float(np.percentile(latencies_ms, 50)),
             "latency_ms_p95": float(np.percentile(latencies_ms, 95)), "tags": digest(tags)}
 
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == [ONE]:  # measure_forward_alone's process: TAGGER_FILE BATCH_SIZE
+        import pipeline.model.tagger  # noqa: F401  (imported before the clock starts, as Keras is for the graph)
         print(json.dumps(measure(numpy_forward, Path(sys.argv[2]), test_tokens(), int(sys.argv[3]))))
     else:
         main()

@@ -150,3 +150,23 @@ def test_the_string_rules_agree_with_the_taggers_layers_on_every_conll_token(rea
     assert [token.lower() for token in tokens] == lowered
     real = [token for token in tokens if token]  # "" is padding
     assert [casing_class(token) for token in real] == CasingIds()(tf.constant([real])).numpy()[0].tolist()
+
+
+def test_tagging_runs_numpy_s_blas_on_one_thread_and_gives_the_rest_back(tmp_path, monkeypatch):
+    """A second BLAS thread gives these small products no speed and takes a core from whatever runs
+    beside (the other training of a dvc repro): the forward pass limits NumPy's BLAS to one thread
+    while it tags, and only then."""
+    import threadpoolctl
+
+    from pipeline.model import numpy_layers
+
+    def blas_threads():
+        return {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"}
+
+    saved_tagger(tmp_path / "tagger", "lstm")
+    loaded = Tagger.from_file(tmp_path / "tagger/tagger.keras")
+    seen, lstm_of_numpy = [], numpy_layers.lstm
+    monkeypatch.setattr(numpy_layers, "lstm", lambda *args: seen.append(blas_threads()) or lstm_of_numpy(*args))
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # as on a 2-core machine, whatever this one has
+        assert loaded.tag_tokens(SENTENCES) and seen and all(threads == {1} for threads in seen)
+        assert blas_threads() == {2}

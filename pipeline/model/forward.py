@@ -19,12 +19,14 @@ A tagger with GRU or simple RNN cells is tagged by its Keras graph (`supports` s
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import threadpoolctl
 
 from pipeline.model.casing import casing_class
 from pipeline.model.numpy_layers import BiLSTM, reversed_each, viterbi
@@ -90,6 +92,12 @@ def take_vocabularies(config: dict) -> dict[str, list[str]]:
 
 
 _TABLES: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+@functools.cache
+def blas_threads() -> threadpoolctl.ThreadpoolController:
+    """NumPy's BLAS, whose threads `ForwardPass.tag` limits (found once: about a millisecond)."""
+    return threadpoolctl.ThreadpoolController()
 
 
 def lookup_table(vocabulary: list[str]) -> dict[str, int]:
@@ -225,7 +233,14 @@ class ForwardPass:
         self.known.update(zip(tokens, range(first, first + len(tokens))))
 
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
-        """Tags for a batch of non-empty sentences (similar lengths make it fast)."""
+        """Tags for a batch of non-empty sentences (similar lengths make it fast), on one BLAS thread:
+        at these matrix sizes a second thread gives no speed (the same time, twice the CPU: see
+        benchmarks/inference.py) and would take the core of whatever runs beside, such as the other
+        training of a `dvc repro`, whose dev set is tagged here after every epoch."""
+        with blas_threads().limit(limits=1, user_api="blas"):
+            return self._tag(sentences)
+
+    def _tag(self, sentences: list[list[str]]) -> list[list[str]]:
         distinct = dict.fromkeys(token for tokens in sentences for token in tokens)
         new = [token for token in distinct if token not in self.known]
         if len(self.known) + len(new) > CACHE_LIMIT:  # start afresh, with every token this batch needs
