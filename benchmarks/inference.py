@@ -121,7 +121,7 @@ def median_of(rounds: list[dict]) -> dict:
 
 def speedups(new: dict, old: dict) -> dict:
     """new / old for throughputs, old / new for times: above 1 is faster."""
-    return {key: round(new[key] / old[key], 2) if "per_second" in key else round(old[key] / new[key], 2)
+    return {key: round(new[key] / old[key], 2) if "_per_" in key else round(old[key] / new[key], 2)
             for key in new}
 
 

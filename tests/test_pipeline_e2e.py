@@ -402,6 +402,12 @@ def test_inference_benchmark_compares_the_two_paths_on_the_trained_taggers(repo)
         assert result["same_tags_on_test"] is True  # the NumPy forward pass tags as the Keras graph
         assert result["same_tags_as_revision"] is True
         assert set(result["speedup_over_revision"]) == set(result["numpy_forward"])
+        speedup = result["speedup"]  # the NumPy forward pass over the graph: above 1 is faster, throughputs too
+        assert speedup["latency_ms_p50"] == round(result["keras_graph"]["latency_ms_p50"]
+                                                  / result["numpy_forward"]["latency_ms_p50"], 2)
+        assert speedup["second_pass_sentences_per_cpu_second"] == round(
+            result["numpy_forward"]["second_pass_sentences_per_cpu_second"]
+            / result["keras_graph"]["second_pass_sentences_per_cpu_second"], 2)
         for path in ("keras_graph", "numpy_forward", "revision_numpy_forward"):
             assert set(result[path]) == {"load_seconds", "first_pass_sentences_per_second",
                                          "second_pass_sentences_per_second", "second_pass_sentences_per_cpu_second",

@@ -185,12 +185,10 @@ class ForwardPass:
         self.rnns = [BiLSTM(weights[name]) for name in layers if name.startswith("bidirectional")]
         self.output = weights["tag_scores" if "crf" in layers else "tag_softmax"]
         self.crf = weights["crf"] if "crf" in layers else None
-        # every token's projection by the first RNN layer (its features, hence these, do not depend
-        # on its neighbours): row 0 is padding's, then one row per token in `known`, per direction
-        units4 = 4 * self.rnns[0].units
+        # every token's projections by the first RNN layer, both directions' (its features, hence
+        # these, do not depend on its neighbours): row 0 is padding's, then one row per token in `known`
         self.known: dict[str, int] = {}
-        self.forward_rows = np.zeros((1024, units4), np.float32)  # grown by doubling, rows beyond `known` unused
-        self.backward_rows = np.zeros((1024, units4), np.float32)
+        self.projections = np.zeros((1024, 8 * self.rnns[0].units), np.float32)  # grown by doubling
 
     def char_features(self, tokens: list[str]) -> np.ndarray:
         """(tokens, features) from each token's first max_word_length characters; 0 for none."""
@@ -221,15 +219,12 @@ class ForwardPass:
             parts.append(self.casing[[casing_class(token) for token in tokens]])
         if self.char_encoder:
             parts.append(self.char_features(tokens))
-        projected = self.rnns[0].project(np.concatenate(parts, axis=-1).astype(np.float32))
         first = len(self.known) + 1
-        if first + len(tokens) > len(self.forward_rows):
-            grown = max(2 * len(self.forward_rows), first + len(tokens))
-            self.forward_rows = np.resize(self.forward_rows, (grown, self.forward_rows.shape[1]))
-            self.backward_rows = np.resize(self.backward_rows, (grown, self.backward_rows.shape[1]))
-        units4 = projected.shape[-1] // 2
-        self.forward_rows[first:first + len(tokens)] = projected[:, :units4]
-        self.backward_rows[first:first + len(tokens)] = projected[:, units4:]
+        if first + len(tokens) > len(self.projections):  # rows beyond `known` are unused
+            grown = max(2 * len(self.projections), first + len(tokens))
+            self.projections = np.resize(self.projections, (grown, self.projections.shape[1]))
+        self.projections[first:first + len(tokens)] = self.rnns[0].project(
+            np.concatenate(parts, axis=-1).astype(np.float32))
         self.known.update(zip(tokens, range(first, first + len(tokens))))
 
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
@@ -255,7 +250,7 @@ class ForwardPass:
             ids[row, : lengths[row]] = [self.known[token] for token in sentences[original]]
         ids = ids.T
         first, *others = self.rnns
-        states = first.token_states(self.forward_rows, self.backward_rows, ids, lengths)
+        states = first.token_states(self.projections, ids, lengths)
         for rnn in others:
             states = rnn.states(BiLSTM.sequences(states, lengths), lengths)
         # the output layer on each direction's states: the backward ones are reversed after it, on
