@@ -389,7 +389,8 @@ def test_speed_benchmark_writes_its_report(repo):
 def test_inference_benchmark_compares_the_two_paths_on_the_trained_taggers(repo):
     repo, _ = repo
     bad = run([sys.executable, "-m", "benchmarks.inference", "--revision", "no-such-rev"], repo, check=False)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: --revision no-such-rev: not a commit of this repository"), bad.stderr
+    assert bad.returncode == 1, bad.stderr
+    assert bad.stderr.startswith("error: --revision no-such-rev: not a commit of this repository"), bad.stderr
     run(["git", "add", "pipeline", "benchmarks", "dvc.yaml", "params.yaml"], repo)
     run(["git", "commit", "-q", "--allow-empty", "-m", "the code to compare with"], repo)
     run([sys.executable, "-m", "benchmarks.inference", "--rounds", "1", "--revision", "HEAD"], repo)

@@ -18,9 +18,10 @@ def lstm(step_input: Callable[[int, int], np.ndarray], time: int, recurrent: np.
     (0 past a row's end), zero initial state; Keras' gate order i, f, c, o.
 
     For speed: the directions run side by side (one matmul per step for both); step t computes
-    only the rows still running (a prefix, as they are sorted), so padding costs nothing; and sigmoid(z) = tanh(z / 2) / 2 + 1 / 2, one tanh over
-    all four gates, several times faster than NumPy's exp and division (or scipy's expit) on
-    float32 (halving the weights beforehand halves z exactly: a power of two)."""
+    only the rows still running (a prefix, as they are sorted), so padding costs nothing; and
+    sigmoid(z) = tanh(z / 2) / 2 + 1 / 2, one tanh over all four gates, several times faster than
+    NumPy's exp and division (or scipy's expit) on float32 (halving the weights beforehand halves
+    z exactly: a power of two)."""
     directions, units = recurrent.shape[:2]
     batch = len(lengths)
     running = (lengths[None] > np.arange(time)[:, None]).sum(axis=1)
@@ -77,7 +78,7 @@ class BiLSTM:
         (time, batch) row numbers, rows longest first -> (time, 2, batch, units) states, the backward
         ones in each row's reversed order. Each step gathers just its rows, both directions' in one
         call: the batch's projections are never laid out whole (3.2 KB per token at 100 units)."""
-        halves = projections.reshape(-1, projections.shape[1] // 2)  # row 2k: token k's forward half; 2k + 1: backward
+        halves = projections.reshape(-1, projections.shape[1] // 2)  # row 2k: token k's forward half, 2k + 1 backward
         step_rows = np.stack([2 * ids, 2 * reversed_each(ids, lengths) + 1], axis=1)  # (time, 2, batch)
         return lstm(lambda t, rows: halves[step_rows[t, :, :rows]], len(ids), self.recurrent, lengths)
 
