@@ -179,9 +179,18 @@ def main(argv: list[str] | None = None) -> None:
     write_json_atomic(REPORT, {**report, "models": results})
 
 
+@exits_cleanly
+def measure_alone(args: list[str]) -> None:
+    """measure_forward_alone's process: TAGGER_FILE BATCH_SIZE -> its measurement, one JSON line."""
+    import pipeline.model.tagger  # noqa: F401  (imported before the clock starts, as Keras is for the graph)
+    if len(args) != 2 or not args[1].isdigit() or not Path(args[0]).is_file():
+        raise PipelineError(f"{ONE} TAGGER_FILE BATCH_SIZE is the benchmark's own process (got "
+                            f"{' '.join(args) or 'nothing'}); run `python -m benchmarks.inference`")
+    print(json.dumps(measure(numpy_forward, Path(args[0]), test_tokens(), int(args[1]))))
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == [ONE]:  # measure_forward_alone's process: TAGGER_FILE BATCH_SIZE
-        import pipeline.model.tagger  # noqa: F401  (imported before the clock starts, as Keras is for the graph)
-        print(json.dumps(measure(numpy_forward, Path(sys.argv[2]), test_tokens(), int(sys.argv[3]))))
+    if sys.argv[1:2] == [ONE]:
+        measure_alone(sys.argv[2:])
     else:
         main()

@@ -134,3 +134,14 @@ def test_the_lstm_bound_benchmark_times_the_layer_and_its_products_alone(tmp_pat
                 "projection_once_then_recurrent_ms", "ops_unrolled_forward_backward_ms", "products_gflop_per_s",
                 "layer_over_products"):
         assert report[key] > 0, key
+
+
+@pytest.mark.parametrize("args", [[], ["models/none/tagger.keras", "8"]], ids=["nothing", "no such tagger"])
+def test_the_inference_benchmark_s_own_process_taken_by_hand_is_one_line(args):
+    """`--forward-alone` is how the inference benchmark starts the process that measures a forward
+    pass; typed by hand, it answers in one line and names the command to run instead."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.inference", "--forward-alone", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: --forward-alone TAGGER_FILE BATCH_SIZE is the benchmark's own process")
+    assert done.stderr.count("\n") == 1 and done.stderr.rstrip().endswith("run `python -m benchmarks.inference`")
