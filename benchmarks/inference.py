@@ -20,7 +20,8 @@ the machine; compare the two paths as ratios within one run.
 
 With --revision, that git revision's code (a temporary worktree) tags with the same taggers and
 test split by this file's method, alternating with this tree's, and the report gives the ratios
-and whether both gave the same tags.
+and whether both gave the same tags. Any revision with the NumPy forward pass (737ea27 on) can be
+measured; an older one is refused in one line.
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ from pipeline.layout import seed_folder
 from pipeline.machine import describe_machine
 from pipeline.model.trained import TAGGER_FILE
 
-# Above: what every revision since the forward pass (737ea27) has, since --revision runs this file
-# on that revision's code (`measure_forward_alone`).
+# Above: what every revision since the forward pass has, since --revision runs this file on that
+# revision's code (`measure_forward_alone`).
+FIRST_MEASURABLE = "737ea27"  # the first revision with the NumPy forward pass
 
 REPORT = Path("reports/inference.json")
 ONE = "--forward-alone"  # the private first argument of measure_forward_alone's process
@@ -106,7 +108,8 @@ def measure_forward_alone(tagger_file: Path, batch_size: int, code: Path = Path(
     done = subprocess.run(command, capture_output=True, text=True, cwd=code,
                           env={**os.environ, "PYTHONPATH": str(code.resolve())})
     if done.returncode != 0:
-        raise PipelineError(f"the NumPy forward pass of {tagger_file} ({code}) failed:\n{done.stderr[-3000:]}")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise PipelineError(f"the NumPy forward pass of {tagger_file} ({code}) failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -148,6 +151,9 @@ def main(argv: list[str] | None = None) -> None:
             raise PipelineError(f"{tagger_file}: no trained tagger; run `dvc repro` first")
     results = {}
     with revision_tree(args.revision) if args.revision else nullcontext((None, None)) as (tree, commit):
+        if tree and not (tree / "pipeline/model/forward.py").is_file():
+            raise PipelineError(f"--revision {args.revision}: its pipeline has no NumPy forward pass (pipeline/"
+                                f"model/forward.py); --revision measures revisions from {FIRST_MEASURABLE} on")
         for name, tagger_file in taggers.items():
             rounds = {"keras": [], "numpy": [], "revision": []}
             for _ in range(args.rounds):

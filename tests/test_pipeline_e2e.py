@@ -391,6 +391,10 @@ def test_inference_benchmark_compares_the_two_paths_on_the_trained_taggers(repo)
     bad = run([sys.executable, "-m", "benchmarks.inference", "--revision", "no-such-rev"], repo, check=False)
     assert bad.returncode == 1, bad.stderr
     assert bad.stderr.startswith("error: --revision no-such-rev: not a commit of this repository"), bad.stderr
+    first = run(["git", "rev-list", "--max-parents=0", "HEAD"], repo).stdout.strip()  # the project's empty first commit
+    old = run([sys.executable, "-m", "benchmarks.inference", "--revision", first], repo, check=False)
+    assert old.returncode == 1 and old.stderr.count("\n") == 1, old.stderr
+    assert old.stderr.startswith(f"error: --revision {first}: its pipeline has no NumPy forward pass"), old.stderr
     run(["git", "add", "pipeline", "benchmarks", "dvc.yaml", "params.yaml"], repo)
     run(["git", "commit", "-q", "--allow-empty", "-m", "the code to compare with"], repo)
     run([sys.executable, "-m", "benchmarks.inference", "--rounds", "1", "--revision", "HEAD"], repo)
