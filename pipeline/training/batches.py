@@ -63,4 +63,8 @@ def make_dataset(sentences: list[Sentence], encoder: keras.Model, tags: list[str
     per_bucket = Counter(bisect.bisect_right(LENGTH_BUCKETS, length) for length in lengths)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(
         sum(math.ceil(count / batch_size) for count in per_bucket.values())))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuning thread is off: nothing here to tune (one cheap map), and at each epoch's end
+    # Keras drops the epoch's iterator, whose destructor waits for that thread's sleep to end
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)
