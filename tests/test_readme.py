@@ -1,5 +1,7 @@
 """The README's results table is copied by hand from the committed reports/metrics.json after each
-`dvc repro`; this keeps the two from drifting apart (they did once, for a whole stop)."""
+`dvc repro`, and the results page's experiment tables from their reports/experiments files; this
+keeps them from drifting apart (the README's did once, for a whole stop; four experiment tables
+showed the default run's rows for days, from a search-and-replace of the default's figures)."""
 import json
 import re
 from pathlib import Path
@@ -39,3 +41,29 @@ def test_the_readme_results_table_is_the_committed_metrics():
             expected.append(f"{x['f1']:+.2f} ± {x['seeds']['std']:.2f} [{low:+.2f}, {high:+.2f}], "
                             f"p = {x['p_value']:.3f}")
         assert rows[f"{b} - {a}"][:3] == expected, pair
+
+
+# the results page's experiment tables, by their header's first cell, and the report each is copied from
+EXPERIMENT_TABLES = {
+    "model, random-initialised 100-d embeddings": "random_init_metrics.json",
+    "model, random-initialised, no casing feature": "random_init_no_casing_metrics.json",
+    "model, random-initialised 100-d, every train word, word dropout 0.1 (AVX2 machine)":
+        "random_init_word_dropout_metrics.json",
+    "model, random-initialised 100-d, every train word, word dropout 0.1 (AVX-512 machine)":
+        "random_init_word_dropout_avx512_metrics.json",
+}
+
+
+def test_the_results_page_s_experiment_tables_are_their_reports():
+    page = ROOT.joinpath("docs/results.md").read_text(encoding="utf-8")
+    for header, report in EXPERIMENT_TABLES.items():
+        metrics = json.loads(ROOT.joinpath("reports/experiments", report).read_text(encoding="utf-8"))
+        table = page[page.index(f"| {header} |"):]
+        table = table[:table.index("\n\n")]
+        models = [line for line in table.splitlines()[2:] if line.split("|")[1].strip() in metrics]
+        assert len(models) >= 2, header
+        for line in models:
+            model, *cells = [cell.strip().replace("*", "") for cell in line.strip("|").split("|")]
+            expected = [f"{metrics[model][split]['seeds']['mean']:.2f} ± {metrics[model][split]['seeds']['std']:.2f}"
+                        for split in SPLITS]
+            assert cells[:3] == expected, (header, model)
