@@ -48,9 +48,11 @@ def check_mlflow_ui(store: str, log: Path, compared: tuple[str, str]) -> None:
             page.set_default_timeout(WAIT_MS)
             experiment_page = f"{url}/#/experiments/{experiment.experiment_id}"
 
-            # MLflow 3.17 opens on GenAI pages until the browser picks "Model training" (remembered)
+            # MLflow 3.17 opens on GenAI pages until the browser picks "Model training" (remembered).
+            # The click event goes to the element itself: once (CI, a busy machine) an overlay of the
+            # page took the pointer for the whole 30 s and a pointer click never landed
             page.goto(experiment_page)
-            page.get_by_text("Model training", exact=True).click()
+            page.get_by_text("Model training", exact=True).dispatch_event("click")
             page.goto(f"{url}/#/experiments")
             page.goto(experiment_page)
             expect(page).to_have_url(re.compile(rf"#/experiments/{experiment.experiment_id}/runs"))
