@@ -262,17 +262,32 @@ def start_ray_cluster() -> int:
     started as a separate process, so every task runs on the worker. Returns the head's port
     (RAY_ADDRESS = 127.0.0.1:<port>)."""
     ray = str(Path(sys.executable).parent / "ray")
-    port = free_port()
-    try:
-        subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                        "--num-cpus", "0", "--include-dashboard", "false", "--disable-usage-stats"],
-                       check=True, capture_output=True)
-        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
-                        "--num-cpus", "2", "--disable-usage-stats"], check=True, capture_output=True)
-    except BaseException:
-        stop_ray_cluster(port)
-        raise
-    return port
+    for attempt in (1, 2):  # `ray start --head` failed once (CI) while another test's local Ray was starting
+        port = free_port()
+        try:
+            ray_start(ray, "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "0",
+                      "--include-dashboard", "false", "--disable-usage-stats")
+            ray_start(ray, "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+                      "--disable-usage-stats")
+            return port
+        except BaseException as error:
+            stop_ray_cluster(port)
+            if attempt == 2 or not isinstance(error, RayStartFailed):
+                raise
+            print(f"start_ray_cluster: {error}; trying again on another port", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+class RayStartFailed(Exception):
+    pass
+
+
+def ray_start(ray: str, *args: str) -> None:
+    """`ray start ARGS`, with Ray's own last lines in the error if it fails."""
+    result = subprocess.run([ray, "start", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()[-5:]
+        raise RayStartFailed(f"ray start {' '.join(args)}: exit {result.returncode}: " + " | ".join(said))
 
 
 def cluster_processes(port: int) -> list:
