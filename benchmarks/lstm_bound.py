@@ -20,21 +20,20 @@ import sys
 import time
 from pathlib import Path
 
-import tensorflow as tf
-
 from pipeline.errors import exits_cleanly
 from pipeline.files import write_json_atomic
 from pipeline.layout import REPORTS_DIR
 from pipeline.machine import describe_machine
-from pipeline.model.bilstm import FusedBiLSTM
-from pipeline.model.layers import CASING_DIM
 from pipeline.params import load_params
 from pipeline.stages.arguments import positive_int
 
 REPORT_FILE = REPORTS_DIR / "lstm_bound.json"
+# TensorFlow (and the model code, which imports it) is imported where the timing starts, after the
+# arguments are read: `--help` or a usage error answers at once, not after TensorFlow's 6 s import
 
 
 def median_ms(function, repeats: int) -> float:
+    import tensorflow as tf
     function()  # traced and warmed up
     times = []
     for _ in range(repeats):
@@ -48,6 +47,7 @@ def median_ms(function, repeats: int) -> float:
 def unrolled_direction(x, kernel, recurrent_kernel, bias, backward: bool):
     """One LSTM direction over every step of `x` (batch, steps, width), Keras' gates (i, f, c, o):
     the input projection of all steps in one product, then a product and the gates per step."""
+    import tensorflow as tf
     batch, steps = x.shape[0], x.shape[1]
     projected = tf.reshape(tf.matmul(tf.reshape(x, [batch * steps, -1]), kernel) + bias, [batch, steps, -1])
     h = c = tf.zeros([batch, recurrent_kernel.shape[0]])
@@ -60,7 +60,12 @@ def unrolled_direction(x, kernel, recurrent_kernel, bias, backward: bool):
     return tf.stack(outputs[::-1] if backward else outputs, axis=1)
 
 
-def timings(batch: int, steps: int, width: int, units: int, repeats: int) -> dict:
+def timings(batch: int, steps: int, width: int, units: int, threads: int, repeats: int) -> dict:
+    import tensorflow as tf
+
+    from pipeline.model.bilstm import FusedBiLSTM
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     layer = FusedBiLSTM(units)
     x = tf.random.normal([batch, steps, width])
     layer(x)
@@ -122,12 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=positive_int, default=20, help="tokens per sentence, padding included")
     parser.add_argument("--repeats", type=positive_int, default=30, help="timed calls of each (the median is kept)")
     args = parser.parse_args(argv)
-    tf.config.threading.set_intra_op_parallelism_threads(params.train.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(params.train.threads)
+    from pipeline.model.layers import CASING_DIM
     width = spec.word_dim + (CASING_DIM if spec.casing else 0) + spec.char_filters
     shapes = {"batch": args.batch, "steps": args.steps, "input_width": width, "units": spec.units,
               "threads": params.train.threads}
-    result = timings(args.batch, args.steps, width, spec.units, args.repeats)
+    result = timings(args.batch, args.steps, width, spec.units, params.train.threads, args.repeats)
     print(result, flush=True)
     report = {"command": " ".join(["python -m benchmarks.lstm_bound", *(argv if argv is not None else sys.argv[1:])]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": describe_machine(),

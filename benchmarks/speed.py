@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import json
 import os
 import re
@@ -33,11 +34,8 @@ import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 import yaml
-from keras import layers
 
 from pipeline.errors import PipelineError, exits_cleanly
 
@@ -81,20 +79,28 @@ BOOK_LENGTH, BOOK_EMBEDDING, BOOK_UNITS = 40, 128, 64
 LATENCY_SENTENCES = 300
 
 
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
+def epoch_timer():
+    """A Keras callback that records each epoch's wall time in its `seconds`."""
+    import keras
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    return EpochTimer()
 
 
 def book_model(n_words: int, n_tags: int):
     """Embedding -> SimpleRNN(64) -> per-token softmax over sentences padded/truncated to 40 ids."""
+    import keras
+    from keras import layers
     ids = keras.Input(shape=(BOOK_LENGTH,), dtype="int64", name="word_ids")
     x = layers.Embedding(n_words, BOOK_EMBEDDING, mask_zero=True)(ids)
     x = layers.SimpleRNN(BOOK_UNITS, return_sequences=True)(x)
@@ -118,13 +124,15 @@ def padded_ids(sentences, encoder, tag_ids=None):
 
 def measure(name: str, batch_size: int, epochs: int, profile: bool = False) -> dict:
     """Train `name` for `epochs` epochs, save and reload it, time inference; one process per call."""
+    import keras
+    import tensorflow as tf
     load_params, load_vocabulary, read_split = piece("load_params"), piece("load_vocabulary"), piece("read_split")
     build_encoder, build_trainable, pad_batch = piece("build_encoder"), piece("build_trainable"), piece("pad_batch")
     params = load_params()
     vocabulary = load_vocabulary(params.model.word_vectors, params.model.word_dim)
     train, test = read_split("train"), read_split("test")
     keras.utils.set_random_seed(0)
-    timer = EpochTimer()
+    timer = epoch_timer()
     if name == BOOK:
         encoder = build_encoder(vocabulary.words, None, params.vocab.lowercase, params.char_vocab.max_word_length)
         model = book_model(len(vocabulary.words) + 2, len(vocabulary.tags))
@@ -200,6 +208,7 @@ def layer_of(operation: str, kind: str) -> str:
 def profile_steps(trainer, batches) -> dict:
     """Milliseconds per training step by layer (forward and backward), from the TensorFlow profiler's
     op statistics over PROFILED_STEPS steps; the ops' self times, summed over threads."""
+    import tensorflow as tf
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_tools
     with tempfile.TemporaryDirectory() as folder:
         tf.profiler.experimental.start(folder)
@@ -298,7 +307,18 @@ def time_full_repro(source: str, clone: Path | None = None, revision: str | None
 
 def machine() -> dict:
     from pipeline.machine import describe_machine
-    return {**describe_machine(), "gpu": "none", "tensorflow": tf.__version__}
+    return {**describe_machine(), "gpu": "none", "tensorflow": tensorflow_version()}
+
+
+def tensorflow_version() -> str | None:
+    """The installed TensorFlow's version, read from its package metadata: this process (which only
+    starts the measurements and times repros) never imports TensorFlow."""
+    for distribution in ("tensorflow-cpu", "tensorflow"):  # requirements.txt / requirements-gpu.txt
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def batch_sizes(text: str) -> list[int]:

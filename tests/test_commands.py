@@ -44,6 +44,12 @@ def test_every_command_answers_help_and_writes_nothing(repo):
 
 
 LIBRARIES = {"numpy", "scipy", "mlflow", "ray", "tensorflow", "keras"}  # seconds to import, together
+BENCHMARKS = sorted(path.stem for path in (REPO_ROOT / "benchmarks").glob("*.py") if path.stem != "__init__")
+
+
+def imported_modules(result: subprocess.CompletedProcess) -> set[str]:
+    """The modules a `python -X importtime` run imported."""
+    return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
 
 
 @pytest.mark.parametrize("name", [name for name, command in COMMANDS.items() if command.module.startswith("pipeline.")])
@@ -51,13 +57,21 @@ def test_a_command_answers_help_and_usage_errors_before_importing_its_libraries(
     module = COMMANDS[name].module
     for args in ([module, "--help"], ["pipeline.cli.ner", name, "-h"], [module, "--epochs", "3"]):
         result = run(["-X", "importtime", "-m", *args], REPO_ROOT)
-        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
-                    if line.startswith("import time:")}
+        imported = imported_modules(result)
         if "--epochs" in args:
             assert result.returncode == 2 and f"usage: python -m {module}" in result.stderr, result.stderr[-500:]
         else:
             assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m {module}"), result.stderr
         assert imported & LIBRARIES == set(), args
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_a_benchmark_answers_help_without_importing_tensorflow(name):
+    """TensorFlow comes in where a benchmark measures (the speed benchmark's measuring processes, say),
+    not in the process that reads the arguments, starts them, times repros and writes the report."""
+    result = run(["-X", "importtime", "-m", f"benchmarks.{name}", "--help"], REPO_ROOT)
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m benchmarks.{name}"), result.stderr
+    assert imported_modules(result) & {"tensorflow", "keras"} == set()
 
 
 @pytest.mark.parametrize("stage", [name for name, command in COMMANDS.items() if command.stage])
