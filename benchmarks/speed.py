@@ -39,6 +39,10 @@ import yaml
 
 from pipeline.errors import PipelineError, exits_cleanly
 
+# TensorFlow and Keras are imported inside the functions that measure, which run in the child
+# processes (--one): this process only starts those, times repros and writes the report, and
+# its --help answers without TensorFlow's 6-7 s import
+
 # What a measurement calls, and where each piece lives: today's layout first, then the flat
 # pipeline/ of earlier revisions. `--revision` measures an older tree with its own code, so a
 # measurement imports through here, never by today's module names alone.
