@@ -261,21 +261,26 @@ def start_ray_cluster() -> int:
     """A local multi-process Ray cluster: a head node with no CPUs for tasks and a worker node
     started as a separate process, so every task runs on the worker. Returns the head's port
     (RAY_ADDRESS = 127.0.0.1:<port>)."""
+    try:
+        return start_ray_cluster_once()
+    except RayStartFailed as error:  # failed once (CI) while another test's local Ray was starting
+        print(f"start_ray_cluster: {error}; trying again on another port", file=sys.stderr)
+        return start_ray_cluster_once()
+
+
+def start_ray_cluster_once() -> int:
+    """start_ray_cluster's head and worker on a free port; what a failed start left is stopped."""
     ray = str(Path(sys.executable).parent / "ray")
-    for attempt in (1, 2):  # `ray start --head` failed once (CI) while another test's local Ray was starting
-        port = free_port()
-        try:
-            ray_start(ray, "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "0",
-                      "--include-dashboard", "false", "--disable-usage-stats")
-            ray_start(ray, "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
-                      "--disable-usage-stats")
-            return port
-        except BaseException as error:
-            stop_ray_cluster(port)
-            if attempt == 2 or not isinstance(error, RayStartFailed):
-                raise
-            print(f"start_ray_cluster: {error}; trying again on another port", file=sys.stderr)
-    raise AssertionError("unreachable")
+    port = free_port()
+    try:
+        ray_start(ray, "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "0",
+                  "--include-dashboard", "false", "--disable-usage-stats")
+        ray_start(ray, "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+                  "--disable-usage-stats")
+    except BaseException:
+        stop_ray_cluster(port)
+        raise
+    return port
 
 
 class RayStartFailed(Exception):
